@@ -1,0 +1,96 @@
+"""EHR service: encrypted FHIR R4 store and API. `create_app` only wires; nothing imports this root."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Mapping
+
+from flask import Flask
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
+    """Create and configure the application. Migrations are never run here (`flask db upgrade`)."""
+    from ehr.logging import configure_logging, install_request_logging
+    from ehr.settings import load_config, load_secrets
+
+    instance_path = os.environ.get("EHR_INSTANCE_PATH") or (test_config or {}).get("EHR_INSTANCE_PATH")
+    app = Flask(
+        __name__,
+        instance_relative_config=True,
+        instance_path=str(instance_path) if instance_path else None,
+        template_folder=str(ROOT / "templates"),
+    )
+    config = load_config(os.environ, test_config, Path(app.instance_path))
+    app.config.update(config)
+    if not app.config.get("TESTING"):
+        configure_logging(str(app.config.get("EHR_LOG_LEVEL", "INFO")))
+    secrets = load_secrets(app.config, Path(app.instance_path))
+    app.config["SECRET_KEY"] = secrets.secret_key
+    app.extensions["ehr.secrets"] = secrets
+
+    register_extensions(app)
+    register_store(app)
+    register_blueprints(app)
+    install_request_logging(app)
+    register_errorhandlers(app)
+    register_commands(app)
+    return app
+
+
+def register_extensions(app: Flask) -> None:
+    import ehr.store.schema  # noqa: F401  (registers the tables on db.metadata for migrations)
+    from ehr.extensions import db, migrate
+    from ehr.store.engine import engine_options, normalize_url
+
+    url = normalize_url(app.config["SQLALCHEMY_DATABASE_URI"])
+    app.config["SQLALCHEMY_DATABASE_URI"] = url
+    app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", engine_options(url))
+    if url.startswith("sqlite:///"):
+        Path(url[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(ROOT / "migrations"), compare_type=True)
+
+
+def register_store(app: Flask) -> None:
+    from ehr.crypto.blind import BlindIndex
+    from ehr.extensions import db
+    from ehr.store import engine as engine_setup
+    from ehr.store.runtime import Store
+
+    secrets = app.extensions["ehr.secrets"]
+    with app.app_context():
+        engine = db.engine
+    engine_setup.configure(engine)
+    base = app.config.get("EHR_BASE_URL") or ""
+    app.extensions["ehr.store"] = Store(
+        engine=engine,
+        master=secrets.master,
+        blind=BlindIndex(secrets.blind_index_key),
+        cursor_secret=secrets.secret_key,
+        referential_integrity=bool(app.config["EHR_REFERENTIAL_INTEGRITY"]),
+        retention_years=int(app.config["EHR_RETENTION_YEARS"]),
+        base_urls=(base,) if base else (),
+    )
+
+
+def register_blueprints(app: Flask) -> None:
+    from ehr.api.routes import bp as fhir_bp
+    from ehr.web import bp as web_bp
+
+    app.register_blueprint(fhir_bp)
+    app.register_blueprint(web_bp)
+
+
+def register_errorhandlers(app: Flask) -> None:
+    from ehr.api import errors
+
+    errors.register(app)
+
+
+def register_commands(app: Flask) -> None:
+    from ehr.cli import ehr_group
+
+    app.cli.add_command(ehr_group)

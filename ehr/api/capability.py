@@ -1,0 +1,51 @@
+"""The CapabilityStatement, derived from the routes the app really registered."""
+
+from __future__ import annotations
+
+from flask import Flask
+
+from ehr.fhir import capability
+from ehr.fhir.resources import SERVED_TYPES, element_table
+from ehr.services.resources import SERVER_WRITTEN_TYPES, now_instant
+
+TYPE_ROUTES = {
+    ("/fhir/<rtype>", "POST"): "create",
+    ("/fhir/<rtype>", "GET"): "search-type",
+    ("/fhir/<rtype>/<rid>", "GET"): "read",
+    ("/fhir/<rtype>/<rid>/_history/<vid>", "GET"): "vread",
+    ("/fhir/<rtype>/<rid>", "PUT"): "update",
+    ("/fhir/<rtype>/<rid>", "PATCH"): "patch",
+    ("/fhir/<rtype>/<rid>", "DELETE"): "delete",
+    ("/fhir/<rtype>/<rid>/_history", "GET"): "history-instance",
+    ("/fhir/<rtype>/_history", "GET"): "history-type",
+}
+SYSTEM_ROUTES = {("/fhir/_history", "GET"): "history-system", ("/fhir", "POST"): "transaction"}
+CLIENT_WRITES = {"create", "update", "patch", "delete"}
+# Interaction codes in the order of the R4 TypeRestfulInteraction value set.
+ORDER = ["read", "vread", "update", "patch", "delete", "history-instance", "history-type", "create", "search-type"]
+
+
+def registered(app: Flask) -> set[tuple[str, str]]:
+    return {(rule.rule, method) for rule in app.url_map.iter_rules() for method in rule.methods or ()}
+
+
+def type_interactions(app: Flask) -> list[str]:
+    routes = registered(app)
+    found = {code for key, code in TYPE_ROUTES.items() if key in routes}
+    return [code for code in ORDER if code in found]
+
+
+def capability_statement(app: Flask, base_url: str) -> dict[str, object]:
+    interactions = type_interactions(app)
+    routes = registered(app)
+    types = {}
+    for name in SERVED_TYPES:
+        codes = [c for c in interactions if not (name in SERVER_WRITTEN_TYPES and c in CLIENT_WRITES)]
+        params = [("_id", "token", "Logical id of the resource")]
+        if "identifier" in element_table(name):
+            params.append(("identifier", "token", "Identifier; matched on a keyed blind index (system|value, |value, value, system|)"))
+        types[name] = capability.TypeCapability(codes, params if "search-type" in codes else [], "create" in codes)
+    system = [code for key, code in SYSTEM_ROUTES.items() if key in routes]
+    return capability.build(
+        base_url, app.config.get("EHR_VERSION", "0.1.0"), types, system, bool(app.config.get("EHR_REFERENTIAL_INTEGRITY")), now_instant()
+    )

@@ -1,0 +1,171 @@
+"""FHIR R4 RESTful API at /fhir: parse the request, call one service, format the response."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, current_app, g, request
+
+from ehr.api import http
+from ehr.api.capability import capability_statement
+from ehr.fhir import bundles, jsonio
+from ehr.fhir.outcomes import bad_request, information, not_supported, operation_outcome
+from ehr.services import resources as svc
+from ehr.services import search as search_svc
+from ehr.services.context import AccessContext
+from ehr.store.repository import StoredVersion
+from ehr.store.runtime import Store
+
+bp = Blueprint("fhir", __name__, url_prefix="/fhir")
+
+
+def _store() -> Store:
+    return current_app.extensions["ehr.store"]  # type: ignore[no-any-return]
+
+
+def _ctx() -> AccessContext:
+    return AccessContext.open_api(request_id=g.get("request_id"))
+
+
+def _location(version: StoredVersion) -> str:
+    return f"{http.base_url()}/{version.resource_type}/{version.logical_id}/_history/{version.version_id}"
+
+
+def _version_headers(version: StoredVersion) -> dict[str, str]:
+    return {"ETag": http.etag(version.version_id), "Last-Modified": http.http_date(version.last_updated)}
+
+
+@bp.before_request
+def _negotiate() -> None:
+    http.response_mimetype()  # 406 early, before any work, when the client wants only XML
+
+
+@bp.get("/metadata")
+def metadata() -> Response:
+    return http.respond_json(capability_statement(current_app, http.base_url()))
+
+
+@bp.post("/<rtype>")
+def create(rtype: str) -> Response:
+    svc.check_type(rtype)
+    doc = http.json_body()
+    if doc.get("resourceType") != rtype:
+        raise bad_request("resourceType does not match the type in the URL", "resourceType")
+    result = svc.create(_store(), _ctx(), doc, request.headers.get("If-None-Exist"))
+    headers = {**_version_headers(result.version), "Location": _location(result.version)}
+    message = "created" if result.created else "an existing resource matched the condition; nothing was created"
+    assert result.version.body is not None
+    return http.respond(http.written_body(result.version.body, message), result.status, headers)
+
+
+@bp.get("/<rtype>")
+def search_type(rtype: str) -> Response:
+    return _search(rtype, list(request.args.items(multi=True)))
+
+
+@bp.post("/<rtype>/_search")
+def search_post(rtype: str) -> Response:
+    if request.mimetype != "application/x-www-form-urlencoded":
+        raise not_supported(415, "POST _search takes an application/x-www-form-urlencoded body")
+    params = list(request.args.items(multi=True)) + list(request.form.items(multi=True))
+    return _search(rtype, params)
+
+
+def _search(rtype: str, params: list[tuple[str, str]]) -> Response:
+    strict = "handling=strict" in (request.headers.get("Prefer") or "").replace(" ", "")
+    page = search_svc.search(_store(), _ctx(), rtype, params, strict=strict)
+    base = http.base_url()
+    links = [("self", f"{base}/{rtype}")]
+    if page.next_token:
+        links.append(("next", f"{base}/{rtype}?_page={page.next_token}"))
+    entries: list[tuple[dict[str, object], bytes | None]] = [
+        ({"fullUrl": f"{base}/{v.resource_type}/{v.logical_id}", "search": {"mode": "match"}}, v.body) for v in page.entries
+    ]
+    if page.issues:
+        outcome = jsonio.dumps(operation_outcome(page.issues))
+        entries.append(({"search": {"mode": "outcome"}}, outcome))
+    bundle = bundles.new_bundle("searchset", links, page.total, svc.now_instant())
+    return http.respond(bundles.encode(bundle, entries))
+
+
+@bp.get("/<rtype>/<rid>")
+def read(rtype: str, rid: str) -> Response:
+    version = svc.read(_store(), _ctx(), rtype, rid)
+    headers = _version_headers(version)
+    if http.not_modified(version.version_id, version.last_updated):
+        return http.respond(None, 304, headers)
+    return http.respond(version.body, 200, headers)
+
+
+@bp.get("/<rtype>/<rid>/_history/<vid>")
+def vread(rtype: str, rid: str, vid: str) -> Response:
+    version = svc.vread(_store(), _ctx(), rtype, rid, vid)
+    return http.respond(version.body, 200, _version_headers(version))
+
+
+@bp.put("/<rtype>/<rid>")
+def update(rtype: str, rid: str) -> Response:
+    svc.check_type(rtype)
+    doc = http.json_body()
+    result = svc.update(_store(), _ctx(), rtype, rid, doc, http.parse_if_match())
+    headers = _version_headers(result.version)
+    if result.created:
+        headers["Location"] = _location(result.version)
+    assert result.version.body is not None
+    return http.respond(http.written_body(result.version.body, "updated"), result.status, headers)
+
+
+@bp.patch("/<rtype>/<rid>")
+def patch(rtype: str, rid: str) -> Response:
+    svc.check_type(rtype)
+    operations = http.json_body(patch=True)
+    result = svc.patch(_store(), _ctx(), rtype, rid, operations, http.parse_if_match())
+    assert result.version.body is not None
+    return http.respond(http.written_body(result.version.body, "patched"), 200, _version_headers(result.version))
+
+
+@bp.delete("/<rtype>/<rid>")
+def delete(rtype: str, rid: str) -> Response:
+    result = svc.delete(_store(), _ctx(), rtype, rid, http.parse_if_match())
+    headers = {"ETag": http.etag(result.version_id)} if result.version_id else {}
+    message = "deleted" if result.version_id else "the resource was already deleted"
+    return http.respond(jsonio.dumps(information(message)), 200, headers)
+
+
+@bp.get("/<rtype>/<rid>/_history")
+def history_instance(rtype: str, rid: str) -> Response:
+    return _history(rtype, rid)
+
+
+@bp.get("/<rtype>/_history")
+def history_type(rtype: str) -> Response:
+    return _history(rtype, None)
+
+
+@bp.get("/_history")
+def history_system() -> Response:
+    return _history(None, None)
+
+
+def _history(rtype: str | None, rid: str | None) -> Response:
+    count = search_svc.parse_count(request.args.get("_count"))
+    since = request.args.get("_since")
+    page = svc.history(_store(), _ctx(), rtype, rid, since, max(count, 1), request.args.get("_page"))
+    base = http.base_url()
+    path = "/".join(p for p in (base, rtype, rid, "_history") if p)
+    links = [("self", path)]
+    if page.next_token:
+        links.append(("next", f"{path}?_page={page.next_token}&_count={count}" + (f"&_since={since}" if since else "")))
+    entries: list[tuple[dict[str, object], bytes | None]] = []
+    for v in page.entries:
+        url = f"{v.resource_type}/{v.logical_id}"
+        entry: dict[str, object] = {
+            "fullUrl": f"{base}/{url}",
+            "request": {"method": "POST" if v.method == "POST" else "DELETE" if v.deleted else "PUT", "url": url if v.method != "POST" else v.resource_type},
+            "response": {
+                "status": "201 Created" if v.method == "POST" else "204 No Content" if v.deleted else "200 OK",
+                "etag": http.etag(v.version_id),
+                "lastModified": svc.format_instant(v.last_updated),
+            },
+        }
+        entries.append((entry, v.body))
+    bundle = bundles.new_bundle("history", links, None, svc.now_instant())
+    return http.respond(bundles.encode(bundle, entries))

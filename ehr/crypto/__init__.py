@@ -1,0 +1,1 @@
+"""Cryptography: master keyring, envelope encryption, blind indexes. No Flask, no SQLAlchemy."""

@@ -1,0 +1,65 @@
+"""CapabilityStatement assembly (pure): what the caller says is served becomes the statement."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from ehr.fhir.resources import FHIR_VERSION
+
+
+@dataclass
+class TypeCapability:
+    interactions: list[str]
+    search_params: list[tuple[str, str, str]] = field(default_factory=list)  # (name, type, documentation)
+    conditional_create: bool = False
+
+
+def build(
+    base_url: str,
+    software_version: str,
+    types: dict[str, TypeCapability],
+    system_interactions: list[str],
+    referential_integrity: bool,
+    date: str,
+) -> dict[str, Any]:
+    resources = []
+    for name in sorted(types):
+        cap = types[name]
+        entry: dict[str, Any] = {
+            "type": name,
+            "interaction": [{"code": code} for code in cap.interactions],
+            "versioning": "versioned",
+            "readHistory": "history-instance" in cap.interactions,
+            "updateCreate": "update" in cap.interactions,
+            "conditionalCreate": cap.conditional_create,
+            "conditionalRead": "full-support",
+            "conditionalUpdate": False,
+            "conditionalDelete": "not-supported",
+            "referencePolicy": ["literal", "local"] + (["enforced"] if referential_integrity else []),
+        }
+        if cap.search_params:
+            entry["searchParam"] = [{"name": n, "type": t, "documentation": d} for n, t, d in cap.search_params]
+        resources.append(entry)
+    return {
+        "resourceType": "CapabilityStatement",
+        "status": "active",
+        "date": date,
+        "publisher": "ehr-vn",
+        "kind": "instance",
+        "software": {"name": "ehr-vn", "version": software_version},
+        "implementation": {
+            "description": "Encrypted FHIR R4 server for Vietnamese clinics (validated with the R4B models; see README)",
+            "url": base_url,
+        },
+        "fhirVersion": FHIR_VERSION,
+        "format": ["application/fhir+json", "json"],
+        "patchFormat": ["application/json-patch+json"],
+        "rest": [
+            {
+                "mode": "server",
+                "resource": resources,
+                "interaction": [{"code": code} for code in system_interactions],
+            }
+        ],
+    }

@@ -1,0 +1,1 @@
+"""Vietnamese identifiers (national ID, insurance, facility codes) and code tables: pure functions."""

@@ -1,0 +1,412 @@
+"""FHIR RESTful interactions on the encrypted store: create, read, vread, update, patch, delete,
+history. HTTP-agnostic: the FHIR API, the clinic pages and the CLI all call these.
+
+Write path, designed for throughput: validate once, outside the database lock; then in one
+transaction take any condition lock, check references, encrypt, append the version and replace
+the index rows.
+"""
+
+from __future__ import annotations
+
+import copy
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import jsonpatch
+import jsonpointer
+
+from ehr.fhir import jsonio
+from ehr.fhir import references as refs
+from ehr.fhir.outcomes import (
+    FhirError,
+    Issue,
+    bad_request,
+    conflict,
+    gone,
+    not_found,
+    not_supported,
+    precondition_failed,
+    unprocessable,
+)
+from ehr.fhir.resources import SERVED_TYPES, is_valid_id
+from ehr.fhir.shape import WalkResult
+from ehr.fhir.validation import validate_resource
+from ehr.services import indexing, matching
+from ehr.services.context import AccessContext
+from ehr.services.policy import authorize
+from ehr.store import index, repository
+from ehr.store.keys import CompartmentErased, now_us
+from ehr.store.repository import Current, StoredVersion, VersionConflict
+from ehr.store.runtime import CursorError, Store
+from ehr.store.uow import UnitOfWork
+
+SERVER_WRITTEN_TYPES = frozenset({"AuditEvent"})
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+@dataclass(frozen=True)
+class Written:
+    """The outcome of a create/update/patch: the stored version and the HTTP status it implies."""
+
+    status: int
+    version: StoredVersion
+
+    @property
+    def created(self) -> bool:
+        return self.status == 201
+
+
+@dataclass(frozen=True)
+class Deleted:
+    version_id: int | None  # the tombstone's version, None when nothing was deleted now
+    last_updated: int | None
+
+
+@dataclass
+class Prepared:
+    doc: dict[str, Any]
+    walked: WalkResult
+
+
+def format_instant(us: int) -> str:
+    secs, micros = divmod(us, 1_000_000)
+    stamp = datetime.fromtimestamp(secs, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
+    return f"{stamp}.{micros:06d}Z"
+
+
+def now_instant() -> str:
+    return format_instant(now_us())
+
+
+def check_type(resource_type: str) -> None:
+    if resource_type not in SERVED_TYPES:
+        raise not_found("this resource type is not served here (see /fhir/metadata)")
+
+
+def _check_id(logical_id: str) -> None:
+    if not is_valid_id(logical_id):
+        raise bad_request("the id is not a valid FHIR id (1-64 of A-Z a-z 0-9 - .)", "id")
+
+
+def check_client_writable(ctx: AccessContext, resource_type: str) -> None:
+    if resource_type in SERVER_WRITTEN_TYPES and ctx.kind != "server":
+        raise not_supported(405, f"{resource_type} is written by the server only")
+
+
+def prepare_write(doc: dict[str, Any], resource_type: str, logical_id: str) -> Prepared:
+    """Set the server-controlled fields provisionally and validate (outside any lock)."""
+    if doc.get("resourceType") != resource_type:
+        raise bad_request("resourceType does not match the type in the URL", "resourceType")
+    doc["id"] = logical_id
+    meta = doc.get("meta")
+    if meta is None:
+        meta = doc["meta"] = {}
+    if isinstance(meta, dict):
+        # Provisional values of the right shape; the real ones are set inside the transaction.
+        meta["versionId"] = "1"
+        meta["lastUpdated"] = format_instant(now_us())
+    return Prepared(doc, validate_resource(doc))
+
+
+@dataclass(frozen=True)
+class PendingReference:
+    """A reference whose target is checked once every entry of a bundle is written."""
+
+    source: str  # "Type/id" of the referring resource
+    path: str
+    resource_type: str
+    logical_id: str
+    version: str | None
+
+
+def _resolve_references(
+    uow: UnitOfWork,
+    store: Store,
+    prepared: Prepared,
+    resource_type: str,
+    logical_id: str,
+    deferred: list[PendingReference] | None = None,
+) -> list[tuple[str, str]]:
+    """Check references (now, or later via `deferred`); return the (type, id) targets here."""
+    doc = prepared.doc
+    contained_ids = {c.get("id") for c in doc.get("contained") or () if isinstance(c, dict)}
+    local: list[tuple[str, str, str | None, str]] = []
+    integrity = store.referential_integrity and resource_type != "Bundle"
+    for path, ref in prepared.walked.references:
+        value = ref.get("reference")
+        if not isinstance(value, str):
+            continue
+        parsed = refs.parse(value, store.base_urls)
+        if parsed.kind == "contained":
+            if parsed.logical_id and parsed.logical_id not in contained_ids:
+                raise bad_request("a local reference names no contained resource (ref-1)", path, code="invariant")
+        elif parsed.kind == "local":
+            assert parsed.resource_type and parsed.logical_id
+            local.append((parsed.resource_type, parsed.logical_id, parsed.version, path))
+        elif integrity and parsed.kind == "invalid":
+            raise unprocessable("the reference is not a valid resource reference", path)
+        elif integrity and parsed.kind in ("urn", "conditional"):
+            raise unprocessable("urn: and conditional references resolve only inside a transaction bundle", path)
+    if resource_type == "Bundle":
+        return []  # a stored Bundle's references point into the Bundle itself
+    if integrity:
+        pending = [
+            PendingReference(f"{resource_type}/{logical_id}", path, t, i, version)
+            for t, i, version, path in local
+            if (t, i) != (resource_type, logical_id)
+        ]
+        if deferred is not None:
+            deferred.extend(pending)
+        else:
+            check_references(uow, pending)
+    return [(t, i) for t, i, _, _ in local]
+
+
+def check_references(uow: UnitOfWork, pending: list[PendingReference]) -> None:
+    """422 naming the first reference whose target is not a live resource (or version) here."""
+    live = repository.live_ids(uow, {(p.resource_type, p.logical_id) for p in pending})
+    for p in pending:
+        if (p.resource_type, p.logical_id) not in live:
+            raise unprocessable("the referenced resource does not exist on this server", p.path)
+        if p.version is not None and not (p.version.isdigit() and repository.version_exists(uow, p.resource_type, p.logical_id, int(p.version))):
+            raise unprocessable("the referenced version does not exist on this server", p.path)
+
+
+def write_prepared(
+    uow: UnitOfWork,
+    store: Store,
+    prepared: Prepared,
+    resource_type: str,
+    logical_id: str,
+    method: str,
+    previous: Current | None,
+    deferred: list[PendingReference] | None = None,
+) -> StoredVersion:
+    local_refs = _resolve_references(uow, store, prepared, resource_type, logical_id, deferred)
+    compartment = refs.patient_compartment(resource_type, logical_id, prepared.walked.references, store.base_urls)
+    version_id = 1 if previous is None else previous.version_id + 1
+    stamp = now_us()
+    doc = prepared.doc
+    if isinstance(doc.get("meta"), dict):
+        doc["meta"]["versionId"] = str(version_id)
+        doc["meta"]["lastUpdated"] = format_instant(stamp)
+    body = jsonio.canonical(doc)
+    try:
+        repository.write_version(uow, store.keys, resource_type, logical_id, version_id, method, body, compartment, stamp, previous)
+    except CompartmentErased:
+        raise gone("the patient's record was erased; nothing can be added to it") from None
+    except VersionConflict:
+        raise conflict("the resource was changed by another request; retry") from None
+    tokens, ref_rows = indexing.rows_for(store, resource_type, doc, local_refs)
+    index.replace(uow, resource_type, logical_id, compartment, tokens, ref_rows, fresh=previous is None)
+    return StoredVersion(resource_type, logical_id, version_id, stamp, method, False, body)
+
+
+# --- interactions -----------------------------------------------------------------------------
+
+
+def create(store: Store, ctx: AccessContext, doc: dict[str, Any], if_none_exist: str | None = None) -> Written:
+    resource_type = str(doc.get("resourceType"))
+    check_type(resource_type)
+    authorize(ctx, "create", resource_type)
+    check_client_writable(ctx, resource_type)
+    logical_id = str(uuid.uuid4())
+    criteria = matching.parse_conditions(if_none_exist) if if_none_exist is not None else None
+    prepared = prepare_write(doc, resource_type, logical_id)
+    with store.writing() as uow:
+        if criteria:
+            repository.lock(uow, matching.lock_keys(store, resource_type, criteria))
+            found = matching.find(uow, store, resource_type, criteria, limit=2)
+            if len(found) > 1:
+                raise precondition_failed("the condition matches more than one resource")
+            if found:
+                existing = _read_live(uow, store, resource_type, found[0])
+                return Written(200, existing)
+        stored = write_prepared(uow, store, prepared, resource_type, logical_id, "POST", None)
+    return Written(201, stored)
+
+
+def update(
+    store: Store, ctx: AccessContext, resource_type: str, logical_id: str, doc: dict[str, Any], if_match: int | None = None
+) -> Written:
+    check_type(resource_type)
+    _check_id(logical_id)
+    authorize(ctx, "update", resource_type)
+    check_client_writable(ctx, resource_type)
+    if "id" not in doc:
+        raise bad_request("the resource has no id; an update must carry the id of the URL", "id", code="required")
+    if doc.get("id") != logical_id:
+        raise bad_request("the id in the body does not match the id in the URL", "id")
+    prepared = prepare_write(doc, resource_type, logical_id)
+    with store.writing() as uow:
+        previous = repository.current(uow, resource_type, logical_id, for_update=True)
+        _check_if_match(previous, if_match)
+        stored = write_prepared(uow, store, prepared, resource_type, logical_id, "PUT", previous)
+    return Written(201 if previous is None or previous.deleted else 200, stored)
+
+
+def patch(
+    store: Store, ctx: AccessContext, resource_type: str, logical_id: str, operations: Any, if_match: int | None = None
+) -> Written:
+    check_type(resource_type)
+    _check_id(logical_id)
+    authorize(ctx, "patch", resource_type)
+    check_client_writable(ctx, resource_type)
+    if not isinstance(operations, list) or not operations or not all(isinstance(op, dict) for op in operations):
+        raise bad_request("a JSON Patch document is a non-empty array of operation objects")
+    with store.writing() as uow:
+        previous = repository.current(uow, resource_type, logical_id, for_update=True)
+        if previous is None:
+            raise not_found(f"{resource_type}/{logical_id} is not known")
+        if previous.deleted:
+            raise gone(f"{resource_type}/{logical_id} was deleted")
+        _check_if_match(previous, if_match)
+        current = _read_live(uow, store, resource_type, logical_id)
+        assert current.body is not None
+        try:
+            patched = jsonpatch.JsonPatch(operations).apply(jsonio.loads_stored(current.body))
+        except jsonpatch.InvalidJsonPatch:
+            raise bad_request("the JSON Patch document is not valid") from None
+        except jsonpatch.JsonPatchTestFailed:
+            raise unprocessable("a JSON Patch 'test' operation failed", code="processing") from None
+        except (jsonpatch.JsonPatchConflict, jsonpointer.JsonPointerException, TypeError, KeyError, IndexError):
+            raise unprocessable("the JSON Patch cannot be applied to this resource", code="processing") from None
+        if not isinstance(patched, dict) or patched.get("resourceType") != resource_type or patched.get("id") != logical_id:
+            raise unprocessable("a patch may not change the resourceType or id", code="processing")
+        try:
+            prepared = prepare_write(patched, resource_type, logical_id)
+        except FhirError as exc:
+            raise FhirError(422, exc.issues) from None  # the patch was valid; its result is not
+        stored = write_prepared(uow, store, prepared, resource_type, logical_id, "PATCH", previous)
+    return Written(200, stored)
+
+
+def delete(store: Store, ctx: AccessContext, resource_type: str, logical_id: str, if_match: int | None = None) -> Deleted:
+    check_type(resource_type)
+    _check_id(logical_id)
+    authorize(ctx, "delete", resource_type)
+    check_client_writable(ctx, resource_type)
+    with store.writing() as uow:
+        previous = repository.current(uow, resource_type, logical_id, for_update=True)
+        if previous is None:
+            raise not_found(f"{resource_type}/{logical_id} is not known")
+        if previous.deleted:
+            return Deleted(None, None)  # deleting again changes nothing (R4 http.html#delete)
+        _check_if_match(previous, if_match)
+        if store.referential_integrity:
+            users = index.referrers(uow, resource_type, logical_id)
+            if users:
+                names = ", ".join(f"{t}/{i}" for t, i in users)
+                raise conflict(f"the resource is referenced by other resources ({names}); delete or change them first")
+        stamp = now_us()
+        try:
+            repository.write_version(
+                uow, store.keys, resource_type, logical_id, previous.version_id + 1, "DELETE", None, previous.compartment, stamp, previous
+            )
+        except VersionConflict:
+            raise conflict("the resource was changed by another request; retry") from None
+        index.remove(uow, resource_type, logical_id)
+    return Deleted(previous.version_id + 1, stamp)
+
+
+def _check_if_match(previous: Current | None, if_match: int | None) -> None:
+    if if_match is None:
+        return
+    if previous is None or previous.deleted or previous.version_id != if_match:
+        raise precondition_failed("If-Match does not name the current version")
+
+
+def _read_live(uow: UnitOfWork, store: Store, resource_type: str, logical_id: str) -> StoredVersion:
+    try:
+        found = repository.read_current(uow, store.keys, resource_type, logical_id)
+    except CompartmentErased:
+        raise gone(f"{resource_type}/{logical_id} was erased") from None
+    if found is None:
+        raise not_found(f"{resource_type}/{logical_id} is not known")
+    if found.deleted:
+        raise FhirError(410, [Issue("deleted", f"{resource_type}/{logical_id} was deleted")], {"ETag": f'W/"{found.version_id}"'})
+    return found
+
+
+def read(store: Store, ctx: AccessContext, resource_type: str, logical_id: str) -> StoredVersion:
+    check_type(resource_type)
+    _check_id(logical_id)
+    authorize(ctx, "read", resource_type)
+    with store.reading() as uow:
+        return _read_live(uow, store, resource_type, logical_id)
+
+
+def vread(store: Store, ctx: AccessContext, resource_type: str, logical_id: str, version: str) -> StoredVersion:
+    check_type(resource_type)
+    _check_id(logical_id)
+    authorize(ctx, "vread", resource_type)
+    if not version.isdigit() or len(version) > 9:
+        raise not_found(f"version {version[:16]} of {resource_type}/{logical_id} is not known")
+    with store.reading() as uow:
+        try:
+            found = repository.read_version(uow, store.keys, resource_type, logical_id, int(version))
+        except CompartmentErased:
+            raise gone(f"{resource_type}/{logical_id} was erased") from None
+    if found is None:
+        raise not_found(f"version {version} of {resource_type}/{logical_id} is not known")
+    if found.deleted:
+        raise gone(f"version {version} of {resource_type}/{logical_id} is a deletion")
+    return found
+
+
+@dataclass(frozen=True)
+class HistoryPage:
+    entries: list[StoredVersion]
+    next_token: str | None
+
+
+def history(
+    store: Store,
+    ctx: AccessContext,
+    resource_type: str | None,
+    logical_id: str | None,
+    since: str | None,
+    count: int,
+    page_token: str | None,
+) -> HistoryPage:
+    if resource_type is not None:
+        check_type(resource_type)
+    if logical_id is not None:
+        _check_id(logical_id)
+    authorize(ctx, "history", resource_type or "*")
+    since_us = parse_instant(since, "_since") if since else None
+    before = None
+    if page_token:
+        try:
+            payload = store.open_cursor(page_token)
+        except CursorError:
+            raise bad_request("the paging token is not valid", "_page") from None
+        if payload.get("scope") != [resource_type, logical_id, since]:
+            raise bad_request("the paging token belongs to another history", "_page")
+        before = int(payload["before"])  # type: ignore[call-overload]
+    with store.reading() as uow:
+        if logical_id is not None and resource_type is not None and repository.current(uow, resource_type, logical_id) is None:
+            raise not_found(f"{resource_type}/{logical_id} is not known")
+        rows = repository.history(uow, store.keys, resource_type, logical_id, since_us, before, count + 1)
+    more = len(rows) > count
+    rows = rows[:count]
+    token = store.sign_cursor({"scope": [resource_type, logical_id, since], "before": rows[-1].seq}) if more and rows else None
+    return HistoryPage(rows, token)
+
+
+def parse_instant(value: str, name: str) -> int:
+    """Microseconds since the epoch of a FHIR instant/dateTime with a time zone."""
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise bad_request(f"{name} is not a valid instant (e.g. 2026-01-31T08:00:00Z)", name) from None
+    if parsed.tzinfo is None:
+        raise bad_request(f"{name} needs a time zone", name)
+    return (parsed - _EPOCH) // timedelta(microseconds=1)
+
+
+def copy_doc(doc: dict[str, Any]) -> dict[str, Any]:
+    """Callers that reuse a dict after a write pass a copy: writes set id and meta in place."""
+    return copy.deepcopy(doc)

@@ -1,0 +1,52 @@
+"""Database engine settings for SQLite (embedded default) and PostgreSQL (production)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+
+
+def normalize_url(url: str) -> str:
+    """Use psycopg 3 for PostgreSQL URLs given without a driver (the psycopg2 default is not installed)."""
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+def engine_options(url: str) -> dict[str, Any]:
+    if url.startswith("sqlite"):
+        # A writer waits up to 30 s for the lock instead of failing at once with "database is locked".
+        return {"connect_args": {"timeout": 30, "check_same_thread": False}}
+    return {"pool_pre_ping": True, "pool_size": 10, "max_overflow": 20}
+
+
+def configure(engine: Engine) -> None:
+    """Install per-dialect connection settings. Idempotent per engine."""
+    if engine.dialect.name != "sqlite" or getattr(engine, "_ehr_configured", False):
+        return
+    engine._ehr_configured = True  # type: ignore[attr-defined]
+
+    @event.listens_for(engine, "connect")
+    def _sqlite_connect(dbapi_conn: Any, _record: Any) -> None:
+        # pysqlite's own transaction handling defers BEGIN until the first write, so reads before
+        # it run outside the transaction; take control and emit BEGIN ourselves (SQLAlchemy docs,
+        # "Serializable isolation / Savepoints / Transactional DDL" for pysqlite).
+        dbapi_conn.isolation_level = None
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA synchronous=FULL")  # every acknowledged commit survives power loss
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute("PRAGMA busy_timeout=30000")
+        # Zero freed space, so a shredded data key or a deleted index row does not linger in free
+        # pages of the file that a copy or backup would carry.
+        cur.execute("PRAGMA secure_delete=ON")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _sqlite_begin(conn: Any) -> None:
+        # Writers take the write lock at BEGIN, so a conditional create's search and insert see
+        # one consistent state and no writer hits SQLITE_BUSY_SNAPSHOT half-way.
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.info.get("ehr_write") else "BEGIN")

@@ -1,0 +1,244 @@
+"""Versioned, encrypted resource rows: read, write, history, existence, write locks.
+
+Every read authenticates the ciphertext against its row (type, id, version, key id) and checks
+that the current-version pointer names the newest stored version; any mismatch raises
+`IntegrityFailure` and no data is returned.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable, Sequence
+
+from sqlalchemy import and_, func, insert, select, tuple_, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
+
+from ehr.crypto.envelope import IntegrityFailure, resource_aad
+from ehr.store.keys import DataKeyStore, KeyIntegrityError
+from ehr.store.schema import SHARED_COMPARTMENT, data_keys, resource_versions, resources, write_locks
+from ehr.store.uow import UnitOfWork
+
+rv = resource_versions
+r = resources
+k = data_keys
+
+
+@dataclass(frozen=True, slots=True)
+class Current:
+    """The current-version row of a resource, without its body."""
+
+    version_id: int
+    deleted: bool
+    compartment: str | None
+    last_updated: int
+
+
+@dataclass(frozen=True, slots=True)
+class StoredVersion:
+    resource_type: str
+    logical_id: str
+    version_id: int
+    last_updated: int  # microseconds since the epoch, UTC
+    method: str
+    deleted: bool
+    body: bytes | None  # canonical JSON; None for a delete version
+    seq: int = 0
+
+
+class VersionConflict(Exception):
+    """Another writer changed the resource between our read and our write."""
+
+
+def _decrypt(
+    keys: DataKeyStore,
+    uow: UnitOfWork,
+    rtype: str,
+    rid: str,
+    version: int,
+    blob: bytes | None,
+    key_id: str | None,
+    key_compartment: str | None,
+    master_key_id: str | None,
+    wrapped: bytes | None,
+) -> bytes | None:
+    if blob is None:
+        return None
+    if key_id is None or key_compartment is None:
+        raise IntegrityFailure("ciphertext without a data key")
+    try:
+        key = keys.for_read(uow, key_id, key_compartment, master_key_id, wrapped)
+    except KeyIntegrityError:
+        raise IntegrityFailure("data key failed authentication") from None
+    return key.open(blob, resource_aad(rtype, rid, version, key_id))
+
+
+_READ_COLUMNS = (
+    rv.c.version_id,
+    rv.c.last_updated,
+    rv.c.method,
+    rv.c.blob,
+    rv.c.key_id,
+    k.c.compartment.label("key_compartment"),
+    k.c.master_key_id,
+    k.c.wrapped,
+)
+
+
+def current(uow: UnitOfWork, rtype: str, rid: str, for_update: bool = False) -> Current | None:
+    stmt = select(r.c.version_id, r.c.deleted, r.c.compartment, r.c.last_updated).where(
+        r.c.resource_type == rtype, r.c.logical_id == rid
+    )
+    if for_update and uow.conn.dialect.name == "postgresql":
+        stmt = stmt.with_for_update()
+    row = uow.conn.execute(stmt).first()
+    return Current(row.version_id, bool(row.deleted), row.compartment, row.last_updated) if row else None
+
+
+def read_current(uow: UnitOfWork, keys: DataKeyStore, rtype: str, rid: str) -> StoredVersion | None:
+    newest = (
+        select(func.max(rv.c.version_id))
+        .where(rv.c.resource_type == r.c.resource_type, rv.c.logical_id == r.c.logical_id)
+        .correlate(r)
+        .scalar_subquery()
+    )
+    stmt = (
+        select(r.c.version_id.label("pointer"), r.c.deleted, r.c.compartment, newest.label("newest"), *_READ_COLUMNS)
+        .select_from(
+            r.join(rv, and_(rv.c.resource_type == r.c.resource_type, rv.c.logical_id == r.c.logical_id, rv.c.version_id == r.c.version_id), isouter=True).join(
+                k, k.c.key_id == rv.c.key_id, isouter=True
+            )
+        )
+        .where(r.c.resource_type == rtype, r.c.logical_id == rid)
+    )
+    row = uow.conn.execute(stmt).first()
+    if row is None:
+        return None
+    if row.version_id is None or row.newest != row.pointer:
+        # The pointer names a version that is missing or older than the newest stored one.
+        raise IntegrityFailure("current-version pointer does not match the version history")
+    if row.blob is not None and row.key_compartment != (row.compartment or SHARED_COMPARTMENT):
+        raise IntegrityFailure("resource compartment does not match its data key")
+    body = _decrypt(keys, uow, rtype, rid, row.version_id, row.blob, row.key_id, row.key_compartment, row.master_key_id, row.wrapped)
+    return StoredVersion(rtype, rid, row.version_id, row.last_updated, row.method, bool(row.deleted), body)
+
+
+def read_version(uow: UnitOfWork, keys: DataKeyStore, rtype: str, rid: str, vid: int) -> StoredVersion | None:
+    stmt = (
+        select(*_READ_COLUMNS)
+        .select_from(rv.join(k, k.c.key_id == rv.c.key_id, isouter=True))
+        .where(rv.c.resource_type == rtype, rv.c.logical_id == rid, rv.c.version_id == vid)
+    )
+    row = uow.conn.execute(stmt).first()
+    if row is None:
+        return None
+    body = _decrypt(keys, uow, rtype, rid, vid, row.blob, row.key_id, row.key_compartment, row.master_key_id, row.wrapped)
+    return StoredVersion(rtype, rid, vid, row.last_updated, row.method, row.blob is None, body)
+
+
+def write_version(
+    uow: UnitOfWork,
+    keys: DataKeyStore,
+    rtype: str,
+    rid: str,
+    version_id: int,
+    method: str,
+    body: bytes | None,
+    compartment: str | None,
+    last_updated: int,
+    previous: Current | None,
+) -> None:
+    """Append a version and move the current pointer; `body=None` writes a delete tombstone."""
+    key_id = blob = None
+    if body is not None:
+        key = keys.for_write(uow, compartment or SHARED_COMPARTMENT)
+        key_id = key.key_id
+        blob = key.seal(body, resource_aad(rtype, rid, version_id, key_id))
+    try:
+        uow.conn.execute(
+            insert(rv).values(
+                resource_type=rtype,
+                logical_id=rid,
+                version_id=version_id,
+                compartment=compartment,
+                key_id=key_id,
+                method=method,
+                last_updated=last_updated,
+                blob=blob,
+            )
+        )
+        pointer = dict(version_id=version_id, deleted=body is None, compartment=compartment, last_updated=last_updated)
+        if previous is None:
+            uow.conn.execute(insert(r).values(resource_type=rtype, logical_id=rid, **pointer))
+        else:
+            result = uow.conn.execute(
+                update(r)
+                .where(r.c.resource_type == rtype, r.c.logical_id == rid, r.c.version_id == previous.version_id)
+                .values(**pointer)
+            )
+            if result.rowcount != 1:
+                raise VersionConflict(rid)
+    except IntegrityError:
+        raise VersionConflict(rid) from None
+
+
+def history(
+    uow: UnitOfWork,
+    keys: DataKeyStore,
+    rtype: str | None,
+    rid: str | None,
+    since_us: int | None,
+    before_seq: int | None,
+    limit: int,
+) -> list[StoredVersion]:
+    """Versions newest first (by write order), skipping versions whose compartment was erased."""
+    stmt = select(rv.c.seq, rv.c.resource_type, rv.c.logical_id, *_READ_COLUMNS).select_from(
+        rv.join(k, k.c.key_id == rv.c.key_id, isouter=True)
+    )
+    if rtype is not None:
+        stmt = stmt.where(rv.c.resource_type == rtype)
+    if rid is not None:
+        stmt = stmt.where(rv.c.logical_id == rid)
+    if since_us is not None:
+        stmt = stmt.where(rv.c.last_updated >= since_us)
+    if before_seq is not None:
+        stmt = stmt.where(rv.c.seq < before_seq)
+    stmt = stmt.order_by(rv.c.seq.desc()).limit(limit)
+    out = []
+    for row in uow.conn.execute(stmt):
+        if row.blob is not None and row.wrapped is None:
+            continue  # crypto-shredded: nothing left to show
+        body = _decrypt(
+            keys, uow, row.resource_type, row.logical_id, row.version_id, row.blob, row.key_id, row.key_compartment, row.master_key_id, row.wrapped
+        )
+        out.append(
+            StoredVersion(row.resource_type, row.logical_id, row.version_id, row.last_updated, row.method, row.blob is None, body, row.seq)
+        )
+    return out
+
+
+def live_ids(uow: UnitOfWork, refs: Iterable[tuple[str, str]]) -> set[tuple[str, str]]:
+    """Which of (type, id) exist and are not deleted."""
+    wanted = list(set(refs))
+    found: set[tuple[str, str]] = set()
+    for start in range(0, len(wanted), 500):
+        chunk = wanted[start : start + 500]
+        stmt = select(r.c.resource_type, r.c.logical_id).where(
+            tuple_(r.c.resource_type, r.c.logical_id).in_(chunk), r.c.deleted.is_(False)
+        )
+        found.update((row.resource_type, row.logical_id) for row in uow.conn.execute(stmt))
+    return found
+
+
+def version_exists(uow: UnitOfWork, rtype: str, rid: str, vid: int) -> bool:
+    stmt = select(rv.c.seq).where(rv.c.resource_type == rtype, rv.c.logical_id == rid, rv.c.version_id == vid)
+    return uow.conn.execute(stmt).first() is not None
+
+
+def lock(uow: UnitOfWork, lock_keys: Sequence[bytes]) -> None:
+    """Serialise writers on these keys until the unit of work ends (sorted: no deadlocks)."""
+    dialect = postgresql if uow.conn.dialect.name == "postgresql" else sqlite
+    for key in sorted(set(lock_keys)):
+        stmt = dialect.insert(write_locks).values(lock_key=key, n=1)
+        stmt = stmt.on_conflict_do_update(index_elements=["lock_key"], set_={"n": write_locks.c.n + 1})
+        uow.conn.execute(stmt)

@@ -1,0 +1,59 @@
+"""The store's runtime: engine, data keys, blind index and settings, created once per process."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import base64
+import json
+
+from cryptography.fernet import Fernet, InvalidToken
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from sqlalchemy.engine import Engine
+
+from ehr.crypto.blind import BlindIndex
+from ehr.crypto.keyring import MasterKeyProvider
+from ehr.store.keys import DataKeyStore
+from ehr.store.uow import UnitOfWork
+
+
+class CursorError(ValueError):
+    """A paging token was altered, expired or made for another query."""
+
+
+@dataclass
+class Store:
+    engine: Engine
+    master: MasterKeyProvider
+    blind: BlindIndex
+    cursor_secret: bytes
+    referential_integrity: bool = True
+    retention_years: int = 10
+    base_urls: tuple[str, ...] = ()
+    keys: DataKeyStore = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.keys = DataKeyStore(self.master)
+        # Paging tokens are encrypted, not just signed: a search's next link must not carry the
+        # national ID or name it searched for.
+        key = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=b"ehr page cursor v1").derive(self.cursor_secret)
+        self._cursors = Fernet(base64.urlsafe_b64encode(key))
+
+    def reading(self) -> UnitOfWork:
+        return UnitOfWork(self.engine, write=False)
+
+    def writing(self) -> UnitOfWork:
+        return UnitOfWork(self.engine, write=True)
+
+    def sign_cursor(self, payload: dict[str, object]) -> str:
+        return self._cursors.encrypt(json.dumps(payload, separators=(",", ":")).encode()).decode()
+
+    def open_cursor(self, token: str, ttl_seconds: int = 6 * 3600) -> dict[str, object]:
+        try:
+            payload = json.loads(self._cursors.decrypt(token.encode(), ttl=ttl_seconds))
+        except (InvalidToken, ValueError):
+            raise CursorError("paging token is not valid") from None
+        if not isinstance(payload, dict):
+            raise CursorError("paging token is not valid")
+        return payload

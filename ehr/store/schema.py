@@ -1,0 +1,138 @@
+"""Tables of the encrypted store. Created only by migrations (migrations/versions).
+
+No column holds personal data in plaintext: resource bodies are AES-GCM blobs, identifying search
+values are keyed blind-index tokens. Every table with patient data carries `compartment` (the
+patient's logical id) so the store can be distributed by patient (Citus) when one server is not
+enough. Times are integer microseconds since the Unix epoch (UTC): exact, portable, cheap to compare.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+from ehr.extensions import db
+
+# SQLite only auto-increments an INTEGER PRIMARY KEY; PostgreSQL gets a 64-bit identity.
+BigId = BigInteger().with_variant(Integer, "sqlite")
+
+SHARED_COMPARTMENT = "*"
+
+metadata = db.metadata
+
+data_keys = Table(
+    "data_keys",
+    metadata,
+    Column("key_id", String(32), primary_key=True),
+    # Patient logical id, or "*" for resources outside any patient compartment.
+    Column("compartment", String(64), nullable=False, unique=True),
+    Column("master_key_id", String(32), nullable=True),
+    Column("wrapped", LargeBinary, nullable=True),  # NULL once crypto-shredded
+    Column("created_at", BigInteger, nullable=False),
+    Column("destroyed_at", BigInteger, nullable=True),
+)
+
+resources = Table(
+    "resources",
+    metadata,
+    Column("resource_type", String(64), primary_key=True),
+    Column("logical_id", String(64), primary_key=True),
+    Column("version_id", Integer, nullable=False),
+    Column("compartment", String(64), nullable=True),
+    Column("deleted", Boolean, nullable=False, default=False),
+    Column("last_updated", BigInteger, nullable=False),
+    Index("ix_resources_compartment", "compartment"),
+    Index("ix_resources_type_updated", "resource_type", "last_updated"),
+)
+
+resource_versions = Table(
+    "resource_versions",
+    metadata,
+    Column("seq", BigId, primary_key=True, autoincrement=True),
+    Column("resource_type", String(64), nullable=False),
+    Column("logical_id", String(64), nullable=False),
+    Column("version_id", Integer, nullable=False),
+    Column("compartment", String(64), nullable=True),
+    Column("key_id", String(32), ForeignKey("data_keys.key_id"), nullable=True),
+    Column("method", String(8), nullable=False),  # POST, PUT, PATCH, DELETE
+    Column("last_updated", BigInteger, nullable=False),
+    Column("blob", LargeBinary, nullable=True),  # NULL for a delete (tombstone) version
+    UniqueConstraint("resource_type", "logical_id", "version_id", name="uq_resource_versions_rid_vid"),
+    Index("ix_resource_versions_type_seq", "resource_type", "seq"),
+    Index("ix_resource_versions_compartment", "compartment"),
+    Index("ix_resource_versions_key", "key_id"),
+)
+
+# Token search index. `hash` holds a keyed blind-index token for identifying values (identifiers);
+# `code` holds plain clinical codes (issue: search) where the threat model allows it.
+idx_token = Table(
+    "idx_token",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("resource_type", String(64), nullable=False),
+    Column("logical_id", String(64), nullable=False),
+    Column("compartment", String(64), nullable=True),
+    Column("param", String(64), nullable=False),
+    Column("system", Text, nullable=True),
+    Column("code", Text, nullable=True),
+    Column("hash", LargeBinary(16), nullable=True),
+    Index("ix_idx_token_hash", "resource_type", "param", "hash"),
+    Index("ix_idx_token_code", "resource_type", "param", "code"),
+    Index("ix_idx_token_rid", "resource_type", "logical_id"),
+)
+
+# Every reference of a current resource version to a resource on this server. param "_ref" rows
+# serve referential integrity and compartments; search parameters add their own rows.
+idx_reference = Table(
+    "idx_reference",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("resource_type", String(64), nullable=False),
+    Column("logical_id", String(64), nullable=False),
+    Column("compartment", String(64), nullable=True),
+    Column("param", String(64), nullable=False),
+    Column("target_type", String(64), nullable=False),
+    Column("target_id", String(64), nullable=False),
+    Index("ix_idx_reference_target", "target_type", "target_id", "param"),
+    Index("ix_idx_reference_rid", "resource_type", "logical_id"),
+)
+
+# Rows used only as locks: an upsert on a key serialises writers that test the same condition
+# (conditional create, national-ID uniqueness) on SQLite and PostgreSQL alike.
+write_locks = Table(
+    "write_locks",
+    metadata,
+    Column("lock_key", LargeBinary(16), primary_key=True),
+    Column("n", BigInteger, nullable=False),
+)
+
+# Operator and security events (key rotation, crypto-shredding). The access-control issue extends
+# this into the full hash-chained audit trail. `detail` is encrypted under the shared data key.
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("seq", BigId, primary_key=True, autoincrement=True),
+    Column("recorded_at", BigInteger, nullable=False),
+    Column("action", String(64), nullable=False),
+    Column("outcome", String(16), nullable=False),
+    Column("principal", String(128), nullable=False),
+    Column("compartment", String(64), nullable=True),
+    Column("resource_type", String(64), nullable=True),
+    Column("logical_id", String(64), nullable=True),
+    Column("request_id", String(64), nullable=True),
+    Column("key_id", String(32), nullable=True),
+    Column("detail", LargeBinary, nullable=True),
+)
+
+ALL_TABLES = (idx_token, idx_reference, write_locks, audit_log, resource_versions, resources, data_keys)
