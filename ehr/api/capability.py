@@ -5,8 +5,10 @@ from __future__ import annotations
 from flask import Flask
 
 from ehr.fhir import capability
-from ehr.fhir.resources import SERVED_TYPES, element_table
-from ehr.services.resources import SERVER_WRITTEN_TYPES, now_instant
+from ehr.fhir.resources import SERVED_TYPES
+from ehr.fhir.searchparams import registry
+from ehr.services.common import now_instant
+from ehr.services.resources import SERVER_WRITTEN_TYPES
 
 TYPE_ROUTES = {
     ("/fhir/<rtype>", "POST"): "create",
@@ -35,15 +37,29 @@ def type_interactions(app: Flask) -> list[str]:
     return [code for code in ORDER if code in found]
 
 
+def _documentation(p) -> str:  # type: ignore[no-untyped-def]
+    parts = [p.description]
+    if p.blind:
+        parts.append("Indexed as keyed HMAC tokens (privacy): no :contains, no _sort.")
+    if p.modifiers:
+        parts.append("Modifiers: " + ", ".join(f":{m}" for m in sorted(p.modifiers)) + ".")
+    if p.comparators:
+        parts.append("Prefixes: " + ", ".join(sorted(p.comparators)) + ".")
+    if p.sortable:
+        parts.append("Sortable.")
+    return " ".join(x for x in parts if x)
+
+
 def capability_statement(app: Flask, base_url: str) -> dict[str, object]:
     interactions = type_interactions(app)
     routes = registered(app)
     types = {}
     for name in SERVED_TYPES:
         codes = [c for c in interactions if not (name in SERVER_WRITTEN_TYPES and c in CLIENT_WRITES)]
-        params = [("_id", "token", "Logical id of the resource")]
-        if "identifier" in element_table(name):
-            params.append(("identifier", "token", "Identifier; matched on a keyed blind index (system|value, |value, value, system|)"))
+        params = [
+            ("_id", "token", "Logical id of the resource", None),
+            ("_lastUpdated", "date", "When the current version was written", None),
+        ] + [(p.code, p.type, _documentation(p), p.url) for p in registry().for_type(name)]
         types[name] = capability.TypeCapability(codes, params if "search-type" in codes else [], "create" in codes)
     system = [code for key, code in SYSTEM_ROUTES.items() if key in routes]
     return capability.build(

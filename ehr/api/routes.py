@@ -7,8 +7,10 @@ from flask import Blueprint, Response, current_app, g, request
 from ehr.api import http
 from ehr.api.capability import capability_statement
 from ehr.fhir import bundles, jsonio
+from ehr.fhir import query as query_syntax
 from ehr.fhir.outcomes import bad_request, information, not_supported, operation_outcome
 from ehr.services import resources as svc
+from ehr.services.common import format_instant, now_instant
 from ehr.services import search as search_svc
 from ehr.services.context import AccessContext
 from ehr.store.repository import StoredVersion
@@ -73,16 +75,16 @@ def _search(rtype: str, params: list[tuple[str, str]]) -> Response:
     strict = "handling=strict" in (request.headers.get("Prefer") or "").replace(" ", "")
     page = search_svc.search(_store(), _ctx(), rtype, params, strict=strict)
     base = http.base_url()
-    links = [("self", f"{base}/{rtype}")]
+    # Links carry only an encrypted token: a searched national ID or name never appears in a URL.
+    links = [("self", f"{base}/{rtype}?_page={page.self_token}")]
     if page.next_token:
         links.append(("next", f"{base}/{rtype}?_page={page.next_token}"))
     entries: list[tuple[dict[str, object], bytes | None]] = [
-        ({"fullUrl": f"{base}/{v.resource_type}/{v.logical_id}", "search": {"mode": "match"}}, v.body) for v in page.entries
+        ({"fullUrl": f"{base}/{v.resource_type}/{v.logical_id}", "search": {"mode": mode}}, v.body) for v, mode in page.entries
     ]
     if page.issues:
-        outcome = jsonio.dumps(operation_outcome(page.issues))
-        entries.append(({"search": {"mode": "outcome"}}, outcome))
-    bundle = bundles.new_bundle("searchset", links, page.total, svc.now_instant())
+        entries.append(({"search": {"mode": "outcome"}}, jsonio.dumps(operation_outcome(page.issues))))
+    bundle = bundles.new_bundle("searchset", links, page.total, now_instant())
     return http.respond(bundles.encode(bundle, entries))
 
 
@@ -146,7 +148,7 @@ def history_system() -> Response:
 
 
 def _history(rtype: str | None, rid: str | None) -> Response:
-    count = search_svc.parse_count(request.args.get("_count"))
+    count = query_syntax.parse([("_count", request.args.get("_count", str(query_syntax.DEFAULT_COUNT)))]).count
     since = request.args.get("_since")
     page = svc.history(_store(), _ctx(), rtype, rid, since, max(count, 1), request.args.get("_page"))
     base = http.base_url()
@@ -163,9 +165,9 @@ def _history(rtype: str | None, rid: str | None) -> Response:
             "response": {
                 "status": "201 Created" if v.method == "POST" else "204 No Content" if v.deleted else "200 OK",
                 "etag": http.etag(v.version_id),
-                "lastModified": svc.format_instant(v.last_updated),
+                "lastModified": format_instant(v.last_updated),
             },
         }
         entries.append((entry, v.body))
-    bundle = bundles.new_bundle("history", links, None, svc.now_instant())
+    bundle = bundles.new_bundle("history", links, None, now_instant())
     return http.respond(bundles.encode(bundle, entries))

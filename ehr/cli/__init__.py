@@ -6,10 +6,12 @@ import click
 from flask.cli import AppGroup
 
 from ehr.cli.demo import demo
+from ehr.cli.index import index
 from ehr.cli.keys import keys
 
-ehr_group = AppGroup("ehr", help="EHR operator commands (demo data, keys).")
+ehr_group = AppGroup("ehr", help="EHR operator commands (demo data, keys, search index).")
 ehr_group.add_command(demo)
 ehr_group.add_command(keys)
+ehr_group.add_command(index)
 
 __all__ = ["ehr_group", "click"]

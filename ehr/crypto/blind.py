@@ -51,7 +51,7 @@ class BlindIndex:
 
     def token(self, purpose: str, normalized: str) -> bytes:
         """Token of an already-normalised value for `purpose` (e.g. 'Patient.identifier')."""
-        return hmac.new(self._subkey(purpose), normalized.encode("utf-8"), hashlib.sha256).digest()[:TOKEN_BYTES]
+        return hmac.digest(self._subkey(purpose), normalized.encode("utf-8"), "sha256")[:TOKEN_BYTES]
 
     def lock_key(self, *parts: str) -> bytes:
         """A key for serialising writes on a condition, e.g. ('Patient', 'identifier', value)."""

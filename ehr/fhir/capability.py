@@ -11,7 +11,7 @@ from ehr.fhir.resources import FHIR_VERSION
 @dataclass
 class TypeCapability:
     interactions: list[str]
-    search_params: list[tuple[str, str, str]] = field(default_factory=list)  # (name, type, documentation)
+    search_params: list[tuple[str, str, str, str | None]] = field(default_factory=list)  # (name, type, doc, definition)
     conditional_create: bool = False
 
 
@@ -39,7 +39,9 @@ def build(
             "referencePolicy": ["literal", "local"] + (["enforced"] if referential_integrity else []),
         }
         if cap.search_params:
-            entry["searchParam"] = [{"name": n, "type": t, "documentation": d} for n, t, d in cap.search_params]
+            entry["searchParam"] = [
+                {"name": n, **({"definition": url} if url else {}), "type": t, "documentation": d} for n, t, d, url in cap.search_params
+            ]
         resources.append(entry)
     return {
         "resourceType": "CapabilityStatement",

@@ -152,6 +152,20 @@ def element_table(model_key: str) -> dict[str, Element]:
     return table
 
 
+def summary_and_required(resource_type: str) -> tuple[list[str], list[str]]:
+    """Top-level JSON names marked as summary elements, and those the model requires."""
+    cls = get_fhir_model_class(resource_type)
+    summary, required = [], []
+    for name, info in cls.model_fields.items():
+        extra = info.json_schema_extra if isinstance(info.json_schema_extra, dict) else {}
+        alias = info.alias or name
+        if extra.get("summary_element_property"):
+            summary.append(alias)
+        if info.is_required() or extra.get("element_required") or extra.get("one_of_many_required"):
+            required.append(alias)
+    return summary, required
+
+
 def reference_model_key() -> str:
     return "fhir.resources.R4B.reference.Reference"
 

@@ -16,6 +16,7 @@ from ehr.services.resources import (
     check_client_writable,
     check_references,
     check_type,
+    flush_writes,
     prepare_write,
     write_prepared,
 )
@@ -77,5 +78,6 @@ def ingest_transaction(store: Store, ctx: AccessContext, bundle: dict[str, Any])
                 stored.append(write_prepared(uow, store, ready, rtype, logical_id, "POST", None, deferred))
             except FhirError as exc:
                 raise _at(i, exc) from None
+        flush_writes(uow)
         check_references(uow, deferred)
     return stored

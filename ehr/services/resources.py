@@ -11,7 +11,6 @@ from __future__ import annotations
 import copy
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import jsonpatch
@@ -30,10 +29,10 @@ from ehr.fhir.outcomes import (
     precondition_failed,
     unprocessable,
 )
-from ehr.fhir.resources import SERVED_TYPES, is_valid_id
 from ehr.fhir.shape import WalkResult
 from ehr.fhir.validation import validate_resource
 from ehr.services import indexing, matching
+from ehr.services.common import check_id, check_type, format_instant, now_instant, parse_instant
 from ehr.services.context import AccessContext
 from ehr.services.policy import authorize
 from ehr.store import index, repository
@@ -43,7 +42,6 @@ from ehr.store.runtime import CursorError, Store
 from ehr.store.uow import UnitOfWork
 
 SERVER_WRITTEN_TYPES = frozenset({"AuditEvent"})
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
 @dataclass(frozen=True)
@@ -68,26 +66,6 @@ class Deleted:
 class Prepared:
     doc: dict[str, Any]
     walked: WalkResult
-
-
-def format_instant(us: int) -> str:
-    secs, micros = divmod(us, 1_000_000)
-    stamp = datetime.fromtimestamp(secs, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
-    return f"{stamp}.{micros:06d}Z"
-
-
-def now_instant() -> str:
-    return format_instant(now_us())
-
-
-def check_type(resource_type: str) -> None:
-    if resource_type not in SERVED_TYPES:
-        raise not_found("this resource type is not served here (see /fhir/metadata)")
-
-
-def _check_id(logical_id: str) -> None:
-    if not is_valid_id(logical_id):
-        raise bad_request("the id is not a valid FHIR id (1-64 of A-Z a-z 0-9 - .)", "id")
 
 
 def check_client_writable(ctx: AccessContext, resource_type: str) -> None:
@@ -164,6 +142,14 @@ def _resolve_references(
     return [(t, i) for t, i, _, _ in local]
 
 
+def flush_writes(uow: UnitOfWork) -> None:
+    """Send the queued rows now; a concurrent writer of the same id becomes a 409."""
+    try:
+        repository.flush(uow)
+    except VersionConflict:
+        raise conflict("a resource with this id was created by another request; retry") from None
+
+
 def check_references(uow: UnitOfWork, pending: list[PendingReference]) -> None:
     """422 naming the first reference whose target is not a live resource (or version) here."""
     live = repository.live_ids(uow, {(p.resource_type, p.logical_id) for p in pending})
@@ -199,8 +185,8 @@ def write_prepared(
         raise gone("the patient's record was erased; nothing can be added to it") from None
     except VersionConflict:
         raise conflict("the resource was changed by another request; retry") from None
-    tokens, ref_rows = indexing.rows_for(store, resource_type, doc, local_refs)
-    index.replace(uow, resource_type, logical_id, compartment, tokens, ref_rows, fresh=previous is None)
+    rows = indexing.rows_for(store, resource_type, doc, local_refs)
+    index.replace(uow, resource_type, logical_id, compartment, rows, fresh=previous is None)
     return StoredVersion(resource_type, logical_id, version_id, stamp, method, False, body)
 
 
@@ -213,18 +199,19 @@ def create(store: Store, ctx: AccessContext, doc: dict[str, Any], if_none_exist:
     authorize(ctx, "create", resource_type)
     check_client_writable(ctx, resource_type)
     logical_id = str(uuid.uuid4())
-    criteria = matching.parse_conditions(if_none_exist) if if_none_exist is not None else None
+    condition = matching.parse_conditions(if_none_exist) if if_none_exist is not None else None
     prepared = prepare_write(doc, resource_type, logical_id)
     with store.writing() as uow:
-        if criteria:
-            repository.lock(uow, matching.lock_keys(store, resource_type, criteria))
-            found = matching.find(uow, store, resource_type, criteria, limit=2)
+        if condition:
+            repository.lock(uow, matching.lock_keys(store, resource_type, condition))
+            found = matching.find(uow, store, resource_type, condition, limit=2)
             if len(found) > 1:
                 raise precondition_failed("the condition matches more than one resource")
             if found:
                 existing = _read_live(uow, store, resource_type, found[0])
                 return Written(200, existing)
         stored = write_prepared(uow, store, prepared, resource_type, logical_id, "POST", None)
+        flush_writes(uow)
     return Written(201, stored)
 
 
@@ -232,7 +219,7 @@ def update(
     store: Store, ctx: AccessContext, resource_type: str, logical_id: str, doc: dict[str, Any], if_match: int | None = None
 ) -> Written:
     check_type(resource_type)
-    _check_id(logical_id)
+    check_id(logical_id)
     authorize(ctx, "update", resource_type)
     check_client_writable(ctx, resource_type)
     if "id" not in doc:
@@ -244,6 +231,7 @@ def update(
         previous = repository.current(uow, resource_type, logical_id, for_update=True)
         _check_if_match(previous, if_match)
         stored = write_prepared(uow, store, prepared, resource_type, logical_id, "PUT", previous)
+        flush_writes(uow)
     return Written(201 if previous is None or previous.deleted else 200, stored)
 
 
@@ -251,7 +239,7 @@ def patch(
     store: Store, ctx: AccessContext, resource_type: str, logical_id: str, operations: Any, if_match: int | None = None
 ) -> Written:
     check_type(resource_type)
-    _check_id(logical_id)
+    check_id(logical_id)
     authorize(ctx, "patch", resource_type)
     check_client_writable(ctx, resource_type)
     if not isinstance(operations, list) or not operations or not all(isinstance(op, dict) for op in operations):
@@ -280,12 +268,13 @@ def patch(
         except FhirError as exc:
             raise FhirError(422, exc.issues) from None  # the patch was valid; its result is not
         stored = write_prepared(uow, store, prepared, resource_type, logical_id, "PATCH", previous)
+        flush_writes(uow)
     return Written(200, stored)
 
 
 def delete(store: Store, ctx: AccessContext, resource_type: str, logical_id: str, if_match: int | None = None) -> Deleted:
     check_type(resource_type)
-    _check_id(logical_id)
+    check_id(logical_id)
     authorize(ctx, "delete", resource_type)
     check_client_writable(ctx, resource_type)
     with store.writing() as uow:
@@ -332,7 +321,7 @@ def _read_live(uow: UnitOfWork, store: Store, resource_type: str, logical_id: st
 
 def read(store: Store, ctx: AccessContext, resource_type: str, logical_id: str) -> StoredVersion:
     check_type(resource_type)
-    _check_id(logical_id)
+    check_id(logical_id)
     authorize(ctx, "read", resource_type)
     with store.reading() as uow:
         return _read_live(uow, store, resource_type, logical_id)
@@ -340,7 +329,7 @@ def read(store: Store, ctx: AccessContext, resource_type: str, logical_id: str) 
 
 def vread(store: Store, ctx: AccessContext, resource_type: str, logical_id: str, version: str) -> StoredVersion:
     check_type(resource_type)
-    _check_id(logical_id)
+    check_id(logical_id)
     authorize(ctx, "vread", resource_type)
     if not version.isdigit() or len(version) > 9:
         raise not_found(f"version {version[:16]} of {resource_type}/{logical_id} is not known")
@@ -374,7 +363,7 @@ def history(
     if resource_type is not None:
         check_type(resource_type)
     if logical_id is not None:
-        _check_id(logical_id)
+        check_id(logical_id)
     authorize(ctx, "history", resource_type or "*")
     since_us = parse_instant(since, "_since") if since else None
     before = None
@@ -394,17 +383,6 @@ def history(
     rows = rows[:count]
     token = store.sign_cursor({"scope": [resource_type, logical_id, since], "before": rows[-1].seq}) if more and rows else None
     return HistoryPage(rows, token)
-
-
-def parse_instant(value: str, name: str) -> int:
-    """Microseconds since the epoch of a FHIR instant/dateTime with a time zone."""
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise bad_request(f"{name} is not a valid instant (e.g. 2026-01-31T08:00:00Z)", name) from None
-    if parsed.tzinfo is None:
-        raise bad_request(f"{name} needs a time zone", name)
-    return (parsed - _EPOCH) // timedelta(microseconds=1)
 
 
 def copy_doc(doc: dict[str, Any]) -> dict[str, Any]:

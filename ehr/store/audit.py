@@ -35,7 +35,7 @@ def append(
         # Free text (a legal reason) may name people: it is encrypted like a resource body.
         key = keys.for_write(uow, SHARED_COMPARTMENT)
         key_id, blob = key.key_id, key.seal(json.dumps(detail, ensure_ascii=False).encode(), _aad(action, recorded_at))
-    uow.conn.execute(
+    uow.execute(
         insert(audit_log).values(
             recorded_at=recorded_at,
             action=action,
@@ -56,7 +56,7 @@ def recent(uow: UnitOfWork, keys: DataKeyStore, action: str | None = None, limit
     if action:
         stmt = stmt.where(audit_log.c.action == action)
     out = []
-    for row in uow.conn.execute(stmt).mappings():
+    for row in uow.execute(stmt).mappings():
         item = {k: row[k] for k in ("seq", "recorded_at", "action", "outcome", "principal", "compartment", "resource_type", "logical_id")}
         if row["detail"] is not None and row["key_id"]:
             key = keys.for_write(uow, SHARED_COMPARTMENT)

@@ -11,4 +11,4 @@ from ehr.store.uow import UnitOfWork
 def last_activity(uow: UnitOfWork, compartment: str) -> int | None:
     """Microsecond time of the newest version written in the compartment, or None if empty."""
     stmt = select(func.max(resource_versions.c.last_updated)).where(resource_versions.c.compartment == compartment)
-    return uow.conn.execute(stmt).scalar()
+    return uow.execute(stmt).scalar()

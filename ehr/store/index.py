@@ -6,12 +6,12 @@ a search can never return a deleted or superseded version.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Sequence
 
-from sqlalchemy import delete, insert, select
+from sqlalchemy import delete, select
 
-from ehr.store.schema import idx_reference, idx_token, resources
+from ehr.store.schema import INDEX_TABLES, idx_date, idx_number, idx_reference, idx_string, idx_token, resources
 from ehr.store.uow import UnitOfWork
 
 
@@ -30,39 +30,67 @@ class RefRow:
     target_id: str
 
 
-def replace(
-    uow: UnitOfWork,
-    rtype: str,
-    rid: str,
-    compartment: str | None,
-    tokens: Sequence[TokenRow],
-    refs: Sequence[RefRow],
-    fresh: bool,
-) -> None:
-    """Make the index rows of (rtype, rid) exactly `tokens` and `refs`."""
+@dataclass(frozen=True, slots=True)
+class StringRow:
+    param: str
+    kind: str  # "p" prefix, "e" exact, "w" word of a code's text
+    hash: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class DateRow:
+    param: str
+    low: int
+    high: int
+
+
+@dataclass(frozen=True, slots=True)
+class NumberRow:
+    param: str
+    value: float
+    system: str | None
+    code: str | None
+    unit: str | None
+
+
+@dataclass
+class IndexRows:
+    tokens: list[TokenRow] = field(default_factory=list)
+    strings: list[StringRow] = field(default_factory=list)
+    dates: list[DateRow] = field(default_factory=list)
+    numbers: list[NumberRow] = field(default_factory=list)
+    refs: list[RefRow] = field(default_factory=list)
+
+    def dedupe(self) -> None:
+        for name in ("tokens", "strings", "dates", "numbers", "refs"):
+            setattr(self, name, list(dict.fromkeys(getattr(self, name))))
+
+
+def replace(uow: UnitOfWork, rtype: str, rid: str, compartment: str | None, rows: IndexRows, fresh: bool) -> None:
+    """Make the index rows of (rtype, rid) exactly `rows` (one multi-row insert per table)."""
     if not fresh:
         remove(uow, rtype, rid)
     base = {"resource_type": rtype, "logical_id": rid, "compartment": compartment}
-    if tokens:
-        uow.conn.execute(
-            insert(idx_token), [{**base, "param": t.param, "system": t.system, "code": t.code, "hash": t.hash} for t in tokens]
-        )
-    if refs:
-        uow.conn.execute(
-            insert(idx_reference),
-            [{**base, "param": x.param, "target_type": x.target_type, "target_id": x.target_id} for x in refs],
-        )
+    batches = (
+        (idx_token, [{**base, "param": t.param, "system": t.system, "code": t.code, "hash": t.hash} for t in rows.tokens]),
+        (idx_string, [{**base, "param": s.param, "kind": s.kind, "hash": s.hash} for s in rows.strings]),
+        (idx_date, [{**base, "param": d.param, "low": d.low, "high": d.high} for d in rows.dates]),
+        (idx_number, [{**base, "param": n.param, "value": n.value, "system": n.system, "code": n.code, "unit": n.unit} for n in rows.numbers]),
+        (idx_reference, [{**base, "param": x.param, "target_type": x.target_type, "target_id": x.target_id} for x in rows.refs]),
+    )
+    for table, values in batches:
+        uow.queue_many(table, values)
 
 
 def remove(uow: UnitOfWork, rtype: str, rid: str) -> None:
-    for table in (idx_token, idx_reference):
-        uow.conn.execute(delete(table).where(table.c.resource_type == rtype, table.c.logical_id == rid))
+    for table in INDEX_TABLES:
+        uow.execute(delete(table).where(table.c.resource_type == rtype, table.c.logical_id == rid))
 
 
 def remove_compartment(uow: UnitOfWork, compartment: str) -> int:
     n = 0
-    for table in (idx_token, idx_reference):
-        n += uow.conn.execute(delete(table).where(table.c.compartment == compartment)).rowcount or 0
+    for table in INDEX_TABLES:
+        n += uow.execute(delete(table).where(table.c.compartment == compartment)).rowcount or 0
     return n
 
 
@@ -78,25 +106,7 @@ def referrers(uow: UnitOfWork, target_type: str, target_id: str, limit: int = 5)
         .distinct()
         .limit(limit + 1)
     )
-    return [(row[0], row[1]) for row in uow.conn.execute(stmt) if (row[0], row[1]) != (target_type, target_id)][:limit]
-
-
-def match_tokens(
-    uow: UnitOfWork, rtype: str, param: str, system: str | None, hash_: bytes | None, code: str | None, limit: int
-) -> list[str]:
-    """Logical ids of `rtype` resources with a matching token row (system "" = no system)."""
-    t = idx_token
-    stmt = select(t.c.logical_id).where(t.c.resource_type == rtype, t.c.param == param)
-    if hash_ is not None:
-        stmt = stmt.where(t.c.hash == hash_)
-    if code is not None:
-        stmt = stmt.where(t.c.code == code)
-    if system == "":
-        stmt = stmt.where(t.c.system.is_(None))
-    elif system is not None:
-        stmt = stmt.where(t.c.system == system)
-    stmt = stmt.distinct().order_by(t.c.logical_id).limit(limit)
-    return [row[0] for row in uow.conn.execute(stmt)]
+    return [(row[0], row[1]) for row in uow.execute(stmt) if (row[0], row[1]) != (target_type, target_id)][:limit]
 
 
 def live_of_type(uow: UnitOfWork, rtype: str, ids: Sequence[str] | None, after_id: str | None, limit: int) -> list[str]:
@@ -105,4 +115,4 @@ def live_of_type(uow: UnitOfWork, rtype: str, ids: Sequence[str] | None, after_i
         stmt = stmt.where(resources.c.logical_id.in_(list(ids)))
     if after_id is not None:
         stmt = stmt.where(resources.c.logical_id > after_id)
-    return [row[0] for row in uow.conn.execute(stmt.order_by(resources.c.logical_id).limit(limit))]
+    return [row[0] for row in uow.execute(stmt.order_by(resources.c.logical_id).limit(limit))]

@@ -67,7 +67,7 @@ class DataKeyStore:
         stmt = select(data_keys.c.key_id, data_keys.c.master_key_id, data_keys.c.wrapped).where(
             data_keys.c.compartment == compartment
         )
-        return uow.conn.execute(stmt).first()
+        return uow.execute(stmt).first()
 
     def _insert(self, uow: UnitOfWork, compartment: str) -> None:
         key_id = secrets.token_hex(16)
@@ -75,7 +75,7 @@ class DataKeyStore:
         values = dict(key_id=key_id, compartment=compartment, master_key_id=master_id, wrapped=wrapped, created_at=now_us())
         dialect = postgresql if uow.conn.dialect.name == "postgresql" else sqlite
         stmt = dialect.insert(data_keys).values(**values).on_conflict_do_nothing(index_elements=["compartment"])
-        uow.conn.execute(stmt)
+        uow.execute(stmt)
 
     # --- operator actions -------------------------------------------------------------------
 
@@ -87,7 +87,7 @@ class DataKeyStore:
         healthy key, and the report names the failures by count.
         """
         primary = self.master.primary_id()
-        rows = uow.conn.execute(
+        rows = uow.execute(
             select(data_keys.c.key_id, data_keys.c.compartment, data_keys.c.master_key_id, data_keys.c.wrapped)
             .where(data_keys.c.wrapped.is_not(None), data_keys.c.master_key_id != primary, data_keys.c.key_id > after_key_id)
             .order_by(data_keys.c.key_id)
@@ -102,7 +102,7 @@ class DataKeyStore:
                 failed += 1
                 continue
             master_id, wrapped = self.master.wrap(raw, aad)
-            uow.conn.execute(
+            uow.execute(
                 update(data_keys)
                 .where(data_keys.c.key_id == row.key_id, data_keys.c.master_key_id == row.master_key_id)
                 .values(master_key_id=master_id, wrapped=wrapped)
@@ -115,7 +115,7 @@ class DataKeyStore:
         row = self._select(uow, compartment)
         if row is None:
             return None
-        uow.conn.execute(
+        uow.execute(
             update(data_keys)
             .where(data_keys.c.key_id == row.key_id)
             .values(wrapped=None, master_key_id=None, destroyed_at=now_us())

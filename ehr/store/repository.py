@@ -17,7 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from ehr.crypto.envelope import IntegrityFailure, resource_aad
 from ehr.store.keys import DataKeyStore, KeyIntegrityError
 from ehr.store.schema import SHARED_COMPARTMENT, data_keys, resource_versions, resources, write_locks
-from ehr.store.uow import UnitOfWork
+from ehr.store.uow import UnitOfWork, WriteConflict
 
 rv = resource_versions
 r = resources
@@ -91,7 +91,7 @@ def current(uow: UnitOfWork, rtype: str, rid: str, for_update: bool = False) -> 
     )
     if for_update and uow.conn.dialect.name == "postgresql":
         stmt = stmt.with_for_update()
-    row = uow.conn.execute(stmt).first()
+    row = uow.execute(stmt).first()
     return Current(row.version_id, bool(row.deleted), row.compartment, row.last_updated) if row else None
 
 
@@ -111,7 +111,7 @@ def read_current(uow: UnitOfWork, keys: DataKeyStore, rtype: str, rid: str) -> S
         )
         .where(r.c.resource_type == rtype, r.c.logical_id == rid)
     )
-    row = uow.conn.execute(stmt).first()
+    row = uow.execute(stmt).first()
     if row is None:
         return None
     if row.version_id is None or row.newest != row.pointer:
@@ -129,7 +129,7 @@ def read_version(uow: UnitOfWork, keys: DataKeyStore, rtype: str, rid: str, vid:
         .select_from(rv.join(k, k.c.key_id == rv.c.key_id, isouter=True))
         .where(rv.c.resource_type == rtype, rv.c.logical_id == rid, rv.c.version_id == vid)
     )
-    row = uow.conn.execute(stmt).first()
+    row = uow.execute(stmt).first()
     if row is None:
         return None
     body = _decrypt(keys, uow, rtype, rid, vid, row.blob, row.key_id, row.key_compartment, row.master_key_id, row.wrapped)
@@ -154,32 +154,39 @@ def write_version(
         key = keys.for_write(uow, compartment or SHARED_COMPARTMENT)
         key_id = key.key_id
         blob = key.seal(body, resource_aad(rtype, rid, version_id, key_id))
+    version_row = dict(
+        resource_type=rtype,
+        logical_id=rid,
+        version_id=version_id,
+        compartment=compartment,
+        key_id=key_id,
+        method=method,
+        last_updated=last_updated,
+        blob=blob,
+    )
+    pointer = dict(version_id=version_id, deleted=body is None, compartment=compartment, last_updated=last_updated)
+    if previous is None:
+        # A new resource: queued, sent with the other rows of the unit of work in one statement.
+        uow.queue(rv, version_row)
+        uow.queue(r, dict(resource_type=rtype, logical_id=rid, **pointer))
+        return
     try:
-        uow.conn.execute(
-            insert(rv).values(
-                resource_type=rtype,
-                logical_id=rid,
-                version_id=version_id,
-                compartment=compartment,
-                key_id=key_id,
-                method=method,
-                last_updated=last_updated,
-                blob=blob,
-            )
+        uow.execute(insert(rv).values(**version_row))
+        result = uow.execute(
+            update(r).where(r.c.resource_type == rtype, r.c.logical_id == rid, r.c.version_id == previous.version_id).values(**pointer)
         )
-        pointer = dict(version_id=version_id, deleted=body is None, compartment=compartment, last_updated=last_updated)
-        if previous is None:
-            uow.conn.execute(insert(r).values(resource_type=rtype, logical_id=rid, **pointer))
-        else:
-            result = uow.conn.execute(
-                update(r)
-                .where(r.c.resource_type == rtype, r.c.logical_id == rid, r.c.version_id == previous.version_id)
-                .values(**pointer)
-            )
-            if result.rowcount != 1:
-                raise VersionConflict(rid)
-    except IntegrityError:
+    except (IntegrityError, WriteConflict):
         raise VersionConflict(rid) from None
+    if result.rowcount != 1:
+        raise VersionConflict(rid)
+
+
+def flush(uow: UnitOfWork) -> None:
+    """Send queued writes now, so a uniqueness conflict surfaces as a VersionConflict here."""
+    try:
+        uow.flush()
+    except WriteConflict:
+        raise VersionConflict("") from None
 
 
 def history(
@@ -205,7 +212,7 @@ def history(
         stmt = stmt.where(rv.c.seq < before_seq)
     stmt = stmt.order_by(rv.c.seq.desc()).limit(limit)
     out = []
-    for row in uow.conn.execute(stmt):
+    for row in uow.execute(stmt):
         if row.blob is not None and row.wrapped is None:
             continue  # crypto-shredded: nothing left to show
         body = _decrypt(
@@ -226,13 +233,13 @@ def live_ids(uow: UnitOfWork, refs: Iterable[tuple[str, str]]) -> set[tuple[str,
         stmt = select(r.c.resource_type, r.c.logical_id).where(
             tuple_(r.c.resource_type, r.c.logical_id).in_(chunk), r.c.deleted.is_(False)
         )
-        found.update((row.resource_type, row.logical_id) for row in uow.conn.execute(stmt))
+        found.update((row.resource_type, row.logical_id) for row in uow.execute(stmt))
     return found
 
 
 def version_exists(uow: UnitOfWork, rtype: str, rid: str, vid: int) -> bool:
     stmt = select(rv.c.seq).where(rv.c.resource_type == rtype, rv.c.logical_id == rid, rv.c.version_id == vid)
-    return uow.conn.execute(stmt).first() is not None
+    return uow.execute(stmt).first() is not None
 
 
 def lock(uow: UnitOfWork, lock_keys: Sequence[bytes]) -> None:
@@ -241,4 +248,58 @@ def lock(uow: UnitOfWork, lock_keys: Sequence[bytes]) -> None:
     for key in sorted(set(lock_keys)):
         stmt = dialect.insert(write_locks).values(lock_key=key, n=1)
         stmt = stmt.on_conflict_do_update(index_elements=["lock_key"], set_={"n": write_locks.c.n + 1})
-        uow.conn.execute(stmt)
+        uow.execute(stmt)
+
+
+def read_many(uow: UnitOfWork, keys: DataKeyStore, wanted: Sequence[tuple[str, str]]) -> dict[tuple[str, str], StoredVersion]:
+    """Current live versions of many resources in one query per 500; erased ones are left out.
+
+    Each row passes the same checks as `read_current`: pointer equals newest version, key
+    compartment equals resource compartment, ciphertext authenticates.
+    """
+    newest = (
+        select(func.max(rv.c.version_id))
+        .where(rv.c.resource_type == r.c.resource_type, rv.c.logical_id == r.c.logical_id)
+        .correlate(r)
+        .scalar_subquery()
+    )
+    out: dict[tuple[str, str], StoredVersion] = {}
+    unique = list(dict.fromkeys(wanted))
+    for start in range(0, len(unique), 500):
+        chunk = unique[start : start + 500]
+        stmt = (
+            select(r.c.resource_type, r.c.logical_id, r.c.version_id.label("pointer"), r.c.compartment, newest.label("newest"), *_READ_COLUMNS)
+            .select_from(
+                r.join(rv, and_(rv.c.resource_type == r.c.resource_type, rv.c.logical_id == r.c.logical_id, rv.c.version_id == r.c.version_id)).join(
+                    k, k.c.key_id == rv.c.key_id
+                )
+            )
+            .where(tuple_(r.c.resource_type, r.c.logical_id).in_(chunk), r.c.deleted.is_(False))
+        )
+        for row in uow.execute(stmt):
+            if row.wrapped is None:
+                continue  # crypto-shredded
+            if row.newest != row.pointer or row.key_compartment != (row.compartment or SHARED_COMPARTMENT):
+                raise IntegrityFailure("current-version pointer or compartment does not match")
+            body = _decrypt(
+                keys, uow, row.resource_type, row.logical_id, row.version_id, row.blob, row.key_id, row.key_compartment, row.master_key_id, row.wrapped
+            )
+            out[(row.resource_type, row.logical_id)] = StoredVersion(row.resource_type, row.logical_id, row.version_id, row.last_updated, row.method, False, body)
+    return out
+
+
+def live_keys(uow: UnitOfWork, resource_type: str | None, after: tuple[str, str] | None, limit: int) -> list[tuple[str, str]]:
+    stmt = select(r.c.resource_type, r.c.logical_id).where(r.c.deleted.is_(False))
+    if resource_type:
+        stmt = stmt.where(r.c.resource_type == resource_type)
+    if after:
+        stmt = stmt.where(tuple_(r.c.resource_type, r.c.logical_id) > tuple_(*after))
+    stmt = stmt.order_by(r.c.resource_type, r.c.logical_id).limit(limit)
+    return [(row[0], row[1]) for row in uow.execute(stmt)]
+
+
+def count_live(uow: UnitOfWork, resource_type: str | None) -> int:
+    stmt = select(func.count()).select_from(r).where(r.c.deleted.is_(False))
+    if resource_type:
+        stmt = stmt.where(r.c.resource_type == resource_type)
+    return int(uow.execute(stmt).scalar_one())

@@ -12,6 +12,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -88,7 +89,7 @@ idx_token = Table(
     Column("code", Text, nullable=True),
     Column("hash", LargeBinary(16), nullable=True),
     Index("ix_idx_token_hash", "resource_type", "param", "hash"),
-    Index("ix_idx_token_code", "resource_type", "param", "code"),
+    Index("ix_idx_token_code", "resource_type", "param", "code", "system"),
     Index("ix_idx_token_rid", "resource_type", "logical_id"),
 )
 
@@ -104,8 +105,60 @@ idx_reference = Table(
     Column("param", String(64), nullable=False),
     Column("target_type", String(64), nullable=False),
     Column("target_id", String(64), nullable=False),
-    Index("ix_idx_reference_target", "target_type", "target_id", "param"),
+    Index("ix_idx_reference_target", "target_type", "target_id", "param", "resource_type"),
     Index("ix_idx_reference_rid", "resource_type", "logical_id"),
+)
+
+# String search index: keyed blind-index tokens only. kind "p" = a prefix of the folded value
+# (case- and accent-insensitive starts-with), "e" = the exact value (:exact), "w" = a folded word
+# of a code's text (:text).
+idx_string = Table(
+    "idx_string",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("resource_type", String(64), nullable=False),
+    Column("logical_id", String(64), nullable=False),
+    Column("compartment", String(64), nullable=True),
+    Column("param", String(64), nullable=False),
+    Column("kind", String(1), nullable=False),
+    Column("hash", LargeBinary(16), nullable=False),
+    Index("ix_idx_string_hash", "resource_type", "param", "kind", "hash"),
+    Index("ix_idx_string_rid", "resource_type", "logical_id"),
+)
+
+# Clinical dates as half-open ranges [low, high) in microseconds since the epoch (UTC). Birth dates
+# never come here (they are blind buckets in idx_token).
+idx_date = Table(
+    "idx_date",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("resource_type", String(64), nullable=False),
+    Column("logical_id", String(64), nullable=False),
+    Column("compartment", String(64), nullable=True),
+    Column("param", String(64), nullable=False),
+    Column("low", BigInteger, nullable=False),
+    Column("high", BigInteger, nullable=False),
+    Index("ix_idx_date_low", "resource_type", "param", "low"),
+    Index("ix_idx_date_high", "resource_type", "param", "high"),
+    Index("ix_idx_date_compartment", "compartment", "resource_type", "param", "low"),
+    Index("ix_idx_date_rid", "resource_type", "logical_id"),
+)
+
+# Numbers and quantities (value with its system, code and unit for quantities).
+idx_number = Table(
+    "idx_number",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("resource_type", String(64), nullable=False),
+    Column("logical_id", String(64), nullable=False),
+    Column("compartment", String(64), nullable=True),
+    Column("param", String(64), nullable=False),
+    Column("value", Float, nullable=False),
+    Column("system", Text, nullable=True),
+    Column("code", Text, nullable=True),
+    Column("unit", Text, nullable=True),
+    Index("ix_idx_number_value", "resource_type", "param", "value"),
+    Index("ix_idx_number_rid", "resource_type", "logical_id"),
 )
 
 # Rows used only as locks: an upsert on a key serialises writers that test the same condition
@@ -135,4 +188,5 @@ audit_log = Table(
     Column("detail", LargeBinary, nullable=True),
 )
 
-ALL_TABLES = (idx_token, idx_reference, write_locks, audit_log, resource_versions, resources, data_keys)
+INDEX_TABLES = (idx_token, idx_reference, idx_string, idx_date, idx_number)
+ALL_TABLES = (*INDEX_TABLES, write_locks, audit_log, resource_versions, resources, data_keys)

@@ -1,13 +1,25 @@
-"""Unit of work: one database transaction and the data keys unwrapped for it."""
+"""Unit of work: one database transaction, the data keys unwrapped for it, and its queued inserts.
+
+Inserts of new rows (versions, current pointers, index rows) are queued and sent as one
+multi-row statement per table, so a 36-resource transaction bundle costs a handful of round trips
+instead of a few hundred. Every statement run through `execute` flushes the queue first, so reads
+and updates always see the writes made before them in the same unit of work.
+"""
 
 from __future__ import annotations
 
 from types import TracebackType
 from typing import Any
 
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy import Table, insert
+from sqlalchemy.engine import Connection, CursorResult, Engine
+from sqlalchemy.exc import IntegrityError
 
 from ehr.crypto.envelope import DataKey
+
+
+class WriteConflict(Exception):
+    """A queued insert hit a uniqueness rule: another writer created the same row first."""
 
 
 class UnitOfWork:
@@ -23,7 +35,7 @@ class UnitOfWork:
         self.conn: Connection
         self.keys_by_id: dict[str, DataKey] = {}
         self.keys_by_compartment: dict[str, DataKey] = {}
-        self.after_commit: list[Any] = []
+        self._queued: dict[Table, list[dict[str, Any]]] = {}
 
     def __enter__(self) -> UnitOfWork:
         self.conn = self._engine.connect()
@@ -34,11 +46,40 @@ class UnitOfWork:
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
         try:
             if exc_type is None:
+                self.flush()
                 self.conn.commit()
             else:
                 self.conn.rollback()
+        except BaseException:
+            self.conn.rollback()
+            raise
         finally:
             self.conn.info["ehr_write"] = False
             self.conn.close()
             self.keys_by_id.clear()
             self.keys_by_compartment.clear()
+            self._queued.clear()
+
+    def queue(self, table: Table, row: dict[str, Any]) -> None:
+        self._queued.setdefault(table, []).append(row)
+
+    def queue_many(self, table: Table, rows: list[dict[str, Any]]) -> None:
+        if rows:
+            self._queued.setdefault(table, []).extend(rows)
+
+    def flush(self) -> None:
+        """Send queued inserts, table by table in the order they were first queued."""
+        if not self._queued:
+            return
+        queued, self._queued = self._queued, {}
+        try:
+            for table, rows in queued.items():
+                self.conn.execute(insert(table), rows)
+        except IntegrityError:
+            raise WriteConflict("a row written by this unit of work already exists") from None
+
+    def execute(self, statement: Any, parameters: Any = None) -> CursorResult[Any]:
+        self.flush()
+        if parameters is None:
+            return self.conn.execute(statement)
+        return self.conn.execute(statement, parameters)

@@ -41,6 +41,21 @@ def test_claimed_interactions_answer(client):
     }
     for interaction in patient_cap["interaction"]:
         assert calls[interaction["code"]]().status_code < 300, interaction
-    assert {p["name"] for p in patient_cap["searchParam"]} == {"_id", "identifier"}
+    assert {p["name"] for p in patient_cap["searchParam"]} >= {"_id", "_lastUpdated", "identifier", "name", "birthdate"}
     audit_cap = next(r for r in doc["rest"][0]["resource"] if r["type"] == "AuditEvent")
     assert not {"create", "update", "patch", "delete"} & {i["code"] for i in audit_cap["interaction"]}
+
+
+SAMPLE = {"token": "x", "string": "x", "date": "ge2020", "reference": "x", "quantity": "5", "number": "5"}
+
+
+def test_every_claimed_search_parameter_answers(client):
+    doc = body(client.get("/fhir/metadata"))
+    checked = 0
+    for resource in doc["rest"][0]["resource"]:
+        for param in resource.get("searchParam", []):
+            response = client.get(f"/fhir/{resource['type']}", query_string={param["name"]: SAMPLE[param["type"]]},
+                                  headers={"Prefer": "handling=strict"})
+            assert response.status_code == 200, (resource["type"], param["name"], response.data[:200])
+            checked += 1
+    assert checked > 119

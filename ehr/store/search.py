@@ -1,0 +1,328 @@
+"""Search plans compiled to SQL over the index tables.
+
+A plan holds criteria (AND); each criterion holds alternatives (OR, from commas) and may be
+negated (`:not`, `ne`, `:missing`). Each alternative becomes a correlated EXISTS on one index
+table, so the database can drive the query from the most selective index. Paging is keyset-based
+on (sort keys..., logical id): a page link keeps working while new data arrives, and never repeats
+or skips a resource that existed when the first page was read.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Sequence, Union
+
+from sqlalchemy import String, and_, case, cast, false, func, literal, not_, or_, select, tuple_
+from sqlalchemy.sql import ColumnElement, Select
+
+from ehr.store.schema import idx_date, idx_number, idx_reference, idx_string, idx_token, resources
+from ehr.store.uow import UnitOfWork
+
+
+@dataclass(frozen=True)
+class TokenMatch:
+    param: str
+    system: str | None = None  # None: any system; "": no system
+    code: str | None = None
+    hash: bytes | None = None
+
+
+@dataclass(frozen=True)
+class StringMatch:
+    param: str
+    kind: str
+    hash: bytes
+
+
+@dataclass(frozen=True)
+class DateMatch:
+    param: str
+    prefix: str
+    low: int
+    high: int
+
+
+@dataclass(frozen=True)
+class NumberMatch:
+    param: str
+    prefix: str
+    value: float
+    low: float
+    high: float
+    system: str | None = None
+    code: str | None = None
+
+
+@dataclass(frozen=True)
+class RefMatch:
+    param: str
+    target_type: str | None = None
+    target_id: str | None = None
+    chain: Plan | None = None
+
+
+@dataclass(frozen=True)
+class IdMatch:
+    ids: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class UpdatedMatch:
+    prefix: str
+    low: int
+    high: int
+
+
+@dataclass(frozen=True)
+class HasMatch:
+    source_type: str
+    param: str
+    plan: Plan
+
+
+@dataclass(frozen=True)
+class Present:
+    table: str  # token, string, date, number, reference
+    param: str
+
+
+Match = Union[TokenMatch, StringMatch, DateMatch, NumberMatch, RefMatch, IdMatch, UpdatedMatch, HasMatch, Present]
+
+
+@dataclass
+class Criterion:
+    alternatives: list[Match]
+    negate: bool = False
+
+
+@dataclass
+class Plan:
+    resource_type: str
+    criteria: list[Criterion] = field(default_factory=list)
+    never: bool = False  # a criterion that can match nothing (e.g. no bucket for a date)
+
+    def __hash__(self) -> int:  # plans nest inside frozen matches
+        return id(self)
+
+
+@dataclass(frozen=True)
+class SortKey:
+    kind: str  # "lastUpdated", "id", "date", "number", "token"
+    param: str
+    descending: bool
+
+
+TABLES = {"token": idx_token, "string": idx_string, "date": idx_date, "number": idx_number, "reference": idx_reference}
+
+
+def _range_predicate(prefix: str, low: ColumnElement[Any], high: ColumnElement[Any], s_low: int, s_high: int) -> ColumnElement[bool]:
+    contained = and_(low >= s_low, high <= s_high)
+    return {
+        "eq": contained,
+        "ne": not_(contained),
+        "gt": high > s_high,
+        "lt": low < s_low,
+        "ge": or_(high > s_high, contained),
+        "le": or_(low < s_low, contained),
+        "sa": low >= s_high,
+        "eb": high <= s_low,
+        "ap": and_(low < s_high, high > s_low),
+    }[prefix]
+
+
+def _number_predicate(m: NumberMatch, col: ColumnElement[Any]) -> ColumnElement[bool]:
+    return {
+        "eq": and_(col >= m.low, col < m.high),
+        "ne": or_(col < m.low, col >= m.high),
+        "gt": col > m.value,
+        "lt": col < m.value,
+        "ge": col >= m.value,
+        "le": col <= m.value,
+        "sa": col > m.value,
+        "eb": col < m.value,
+        "ap": and_(col >= min(m.value * 0.9, m.value * 1.1), col <= max(m.value * 0.9, m.value * 1.1)),
+    }[m.prefix]
+
+
+def _row_condition(table: Any, m: Match) -> ColumnElement[bool]:
+    """The condition one index row must meet for this alternative (param included)."""
+    c = table.c
+    if isinstance(m, TokenMatch):
+        parts = [c.param == m.param]
+        if m.hash is not None:
+            parts.append(c.hash == m.hash)
+        if m.code is not None:
+            parts.append(c.code == m.code)
+        if m.system == "":
+            parts.append(c.system.is_(None))
+        elif m.system is not None:
+            parts.append(c.system == m.system)
+        return and_(*parts)
+    if isinstance(m, StringMatch):
+        return and_(c.param == m.param, c.kind == m.kind, c.hash == m.hash)
+    if isinstance(m, DateMatch):
+        return and_(c.param == m.param, _range_predicate(m.prefix, c.low, c.high, m.low, m.high))
+    if isinstance(m, NumberMatch):
+        parts = [c.param == m.param, _number_predicate(m, c.value)]
+        if m.system:
+            parts.append(c.system == m.system)
+        if m.code:
+            parts.append(c.code == m.code if m.system else or_(c.code == m.code, c.unit == m.code))
+        return and_(*parts)
+    if isinstance(m, RefMatch):
+        parts = [c.param == m.param]
+        if m.target_type:
+            parts.append(c.target_type == m.target_type)
+        if m.target_id:
+            parts.append(c.target_id == m.target_id)
+        if m.chain is not None:
+            parts.append(c.target_id.in_(plan_ids(m.chain)))
+        return and_(*parts)
+    if isinstance(m, Present):
+        return c.param == m.param
+    raise TypeError(type(m).__name__)
+
+
+def _table_of(m: Match) -> Any:
+    if isinstance(m, TokenMatch):
+        return idx_token
+    if isinstance(m, StringMatch):
+        return idx_string
+    if isinstance(m, DateMatch):
+        return idx_date
+    if isinstance(m, NumberMatch):
+        return idx_number
+    if isinstance(m, RefMatch):
+        return idx_reference
+    if isinstance(m, Present):
+        return TABLES[m.table]
+    return None
+
+
+def _criterion(r: Any, criterion: Criterion) -> ColumnElement[bool]:
+    exprs: list[ColumnElement[bool]] = []
+    by_table: dict[Any, list[Match]] = {}
+    for m in criterion.alternatives:
+        if isinstance(m, IdMatch):
+            exprs.append(r.c.logical_id.in_(list(m.ids)))
+        elif isinstance(m, UpdatedMatch):
+            exprs.append(_range_predicate(m.prefix, r.c.last_updated, r.c.last_updated + 1, m.low, m.high))
+        elif isinstance(m, HasMatch):
+            x = idx_reference.alias()
+            sources = select(x.c.target_id).where(
+                x.c.resource_type == m.source_type,
+                x.c.param == m.param,
+                x.c.target_type == r.c.resource_type,
+                x.c.logical_id.in_(plan_ids(m.plan)),
+            )
+            exprs.append(r.c.logical_id.in_(sources))
+        else:
+            by_table.setdefault(_table_of(m), []).append(m)
+    for table, matches in by_table.items():
+        t = table.alias()
+        exists = select(literal(1)).where(
+            t.c.resource_type == r.c.resource_type, t.c.logical_id == r.c.logical_id, or_(*[_row_condition(t, m) for m in matches])
+        )
+        exprs.append(exists.exists())
+    combined = or_(*exprs) if len(exprs) > 1 else exprs[0] if exprs else false()
+    return not_(combined) if criterion.negate else combined
+
+
+def _base(plan: Plan) -> tuple[Any, Select[Any]]:
+    r = resources.alias()
+    stmt = select(r.c.logical_id).where(r.c.resource_type == plan.resource_type, r.c.deleted.is_(False))
+    if plan.never:
+        stmt = stmt.where(false())
+    for criterion in plan.criteria:
+        stmt = stmt.where(_criterion(r, criterion))
+    return r, stmt
+
+
+def plan_ids(plan: Plan) -> Select[Any]:
+    """A subquery of the logical ids matching a plan (for chains and _has)."""
+    return _base(plan)[1]
+
+
+def _sort_columns(r: Any, keys: Sequence[SortKey], dialect: str) -> list[tuple[ColumnElement[Any], bool]]:
+    """(column, descending) pairs: for each key a missing-flag (always ascending) and a value."""
+    out: list[tuple[ColumnElement[Any], bool]] = []
+    for key in keys:
+        if key.kind == "lastUpdated":
+            out.append((r.c.last_updated, key.descending))
+            continue
+        if key.kind == "id":
+            out.append((r.c.logical_id, key.descending))
+            continue
+        table = {"date": idx_date, "number": idx_number, "token": idx_token}[key.kind]
+        t = table.alias()
+        source = t.c[{"date": "low", "number": "value", "token": "code"}[key.kind]]
+        if key.kind == "token" and dialect == "postgresql":
+            source = source.collate("C")
+        agg = func.max(source) if key.descending else func.min(source)
+        value = select(agg).where(t.c.resource_type == r.c.resource_type, t.c.logical_id == r.c.logical_id, t.c.param == key.param).scalar_subquery()
+        out.append((case((value.is_(None), 1), else_=0), False))
+        blank: Any = "" if key.kind == "token" else 0
+        out.append((func.coalesce(value, cast(literal(blank), String) if key.kind == "token" else literal(blank)), key.descending))
+    return out
+
+
+@dataclass
+class Page:
+    ids: list[str]
+    last_key: list[Any] | None  # sort values of the last row, for the next page
+    more: bool
+
+
+def find(uow: UnitOfWork, plan: Plan, keys: Sequence[SortKey], after: list[Any] | None, limit: int) -> Page:
+    r, stmt = _base(plan)
+    columns = _sort_columns(r, keys, uow.conn.dialect.name)
+    labelled = [col.label(f"k{i}") for i, (col, _) in enumerate(columns)]
+    inner = stmt.add_columns(*labelled).subquery()
+    ordered = [(inner.c[f"k{i}"], desc) for i, (_, desc) in enumerate(columns)] + [(inner.c.logical_id, False)]
+    query = select(inner)
+    if after is not None:
+        query = query.where(_after(ordered, after))
+    query = query.order_by(*[col.desc() if desc else col.asc() for col, desc in ordered]).limit(limit + 1)
+    rows = uow.execute(query).all()
+    more = len(rows) > limit
+    rows = rows[:limit]
+    last = list(rows[-1][1:]) + [rows[-1][0]] if rows else None
+    return Page([row[0] for row in rows], last, more)
+
+
+def _after(ordered: list[tuple[Any, bool]], values: list[Any]) -> ColumnElement[bool]:
+    """Rows strictly after `values` in the lexicographic order of `ordered`."""
+    clauses = []
+    for i, (col, desc) in enumerate(ordered):
+        equal = [ordered[j][0] == values[j] for j in range(i)]
+        beyond = col < values[i] if desc else col > values[i]
+        clauses.append(and_(*equal, beyond) if equal else beyond)
+    return or_(*clauses)
+
+
+def count(uow: UnitOfWork, plan: Plan) -> int:
+    _, stmt = _base(plan)
+    return int(uow.execute(select(func.count()).select_from(stmt.subquery())).scalar_one())
+
+
+def targets_of(uow: UnitOfWork, source_type: str, ids: Sequence[str], param: str, target_type: str | None) -> list[tuple[str, str]]:
+    """References from the given resources through `param` ("_ref" = every reference)."""
+    if not ids:
+        return []
+    x = idx_reference
+    stmt = select(x.c.target_type, x.c.target_id).where(x.c.resource_type == source_type, x.c.logical_id.in_(list(ids)), x.c.param == param)
+    if target_type:
+        stmt = stmt.where(x.c.target_type == target_type)
+    return [(row[0], row[1]) for row in uow.execute(stmt.distinct())]
+
+
+def referrers_to(uow: UnitOfWork, source_type: str, param: str, targets: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
+    """Resources of `source_type` whose `param` points at one of `targets`."""
+    if not targets:
+        return []
+    x = idx_reference
+    stmt = select(x.c.resource_type, x.c.logical_id).where(
+        x.c.resource_type == source_type, x.c.param == param, tuple_(x.c.target_type, x.c.target_id).in_(list(targets))
+    )
+    return [(row[0], row[1]) for row in uow.execute(stmt.distinct())]
+
