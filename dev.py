@@ -44,6 +44,7 @@ def serve() -> None:
     run(PY, "-m", "ehr.cli.devkeys", env["EHR_INSTANCE_PATH"], env=env)
     flask = [PY, "-m", "flask", "--app", "wsgi"]
     run(*flask, "db", "upgrade", env=env)
+    run(*flask, "ehr", "conformance", "sync", env=env)
     run(*flask, "ehr", "demo", "--if-empty", env=env)
     print("serving on http://127.0.0.1:8000  (FHIR API at /fhir; Ctrl-C stops)", flush=True)
     os.chdir(ROOT)

@@ -57,6 +57,7 @@ def register_extensions(app: Flask) -> None:
 def register_store(app: Flask) -> None:
     from ehr.crypto.blind import BlindIndex
     from ehr.extensions import db
+    from ehr.identity.systems import IdentifierSystems
     from ehr.store import engine as engine_setup
     from ehr.store.runtime import Store
 
@@ -73,13 +74,16 @@ def register_store(app: Flask) -> None:
         referential_integrity=bool(app.config["EHR_REFERENTIAL_INTEGRITY"]),
         retention_years=int(app.config["EHR_RETENTION_YEARS"]),
         base_urls=(base,) if base else (),
+        systems=IdentifierSystems(app.config["EHR_IDENTIFIER_BASE"]),
     )
 
 
 def register_blueprints(app: Flask) -> None:
+    from ehr.api.operations import bp as operations_bp
     from ehr.api.routes import bp as fhir_bp
     from ehr.web import bp as web_bp
 
+    app.register_blueprint(operations_bp)
     app.register_blueprint(fhir_bp)
     app.register_blueprint(web_bp)
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from ehr.crypto.keyring import KeyConfigError, LocalMasterKeyProvider, MasterKeyProvider, decode_key
+from ehr.identity.systems import DEFAULT_BASE as DEFAULT_IDENTIFIER_BASE
 
 DEV_MARKER = "# ehr development key - not for production"
 DEFAULT_MAX_BODY = 32 * 1024 * 1024  # Synthea transaction bundles reach ~3 MB; 32 MiB leaves room
@@ -147,4 +148,5 @@ def load_config(environ: Mapping[str, str], test_config: Mapping[str, Any] | Non
         raise ConfigError("EHR_MAX_BODY_BYTES and EHR_RETENTION_YEARS must be integers") from None
     config["EHR_REFERENTIAL_INTEGRITY"] = _env_bool(config.get("EHR_REFERENTIAL_INTEGRITY"), True)
     config.setdefault("EHR_BASE_URL", "")
+    config["EHR_IDENTIFIER_BASE"] = config.get("EHR_IDENTIFIER_BASE") or DEFAULT_IDENTIFIER_BASE
     return config

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import datetime, timezone
 from email.utils import format_datetime
@@ -120,11 +121,24 @@ def outcome_response(issues: list[Issue], status: int, headers: dict[str, str] |
     return respond(jsonio.dumps(operation_outcome(issues)), status, headers, mimetype)
 
 
-def written_body(body: bytes, message: str) -> bytes | None:
-    """The body of a write response as the client's Prefer header asks."""
+def written_body(body: bytes, message: str, warnings: list[Issue] | None = None) -> bytes | None:
+    """The body of a write response as the client's Prefer header asks.
+
+    Warnings (for example a CCCD whose birth-year digits disagree with the birth date) are the
+    issues of the OperationOutcome returned with `Prefer: return=OperationOutcome`; with the
+    default representation they travel in the `X-FHIR-OperationOutcome` header (see
+    `warning_headers`), so the stored resource and its warnings arrive together.
+    """
     choice = prefer_return()
     if choice == "minimal":
         return None
     if choice == "OperationOutcome":
-        return jsonio.dumps(information(message))
+        return jsonio.dumps(operation_outcome([Issue("informational", message, severity="information"), *(warnings or [])]))
     return body
+
+
+def warning_headers(warnings: list[Issue]) -> dict[str, str]:
+    if not warnings:
+        return {}
+    # ASCII JSON: HTTP header values are Latin-1; messages are rule descriptions, never values.
+    return {"X-FHIR-OperationOutcome": json.dumps(operation_outcome(warnings), ensure_ascii=True, separators=(",", ":"))}

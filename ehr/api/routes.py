@@ -52,10 +52,10 @@ def create(rtype: str) -> Response:
     if doc.get("resourceType") != rtype:
         raise bad_request("resourceType does not match the type in the URL", "resourceType")
     result = svc.create(_store(), _ctx(), doc, request.headers.get("If-None-Exist"))
-    headers = {**_version_headers(result.version), "Location": _location(result.version)}
+    headers = {**_version_headers(result.version), "Location": _location(result.version), **http.warning_headers(result.warnings)}
     message = "created" if result.created else "an existing resource matched the condition; nothing was created"
     assert result.version.body is not None
-    return http.respond(http.written_body(result.version.body, message), result.status, headers)
+    return http.respond(http.written_body(result.version.body, message, result.warnings), result.status, headers)
 
 
 @bp.get("/<rtype>")
@@ -108,11 +108,11 @@ def update(rtype: str, rid: str) -> Response:
     svc.check_type(rtype)
     doc = http.json_body()
     result = svc.update(_store(), _ctx(), rtype, rid, doc, http.parse_if_match())
-    headers = _version_headers(result.version)
+    headers = {**_version_headers(result.version), **http.warning_headers(result.warnings)}
     if result.created:
         headers["Location"] = _location(result.version)
     assert result.version.body is not None
-    return http.respond(http.written_body(result.version.body, "updated"), result.status, headers)
+    return http.respond(http.written_body(result.version.body, "updated", result.warnings), result.status, headers)
 
 
 @bp.patch("/<rtype>/<rid>")
@@ -121,7 +121,8 @@ def patch(rtype: str, rid: str) -> Response:
     operations = http.json_body(patch=True)
     result = svc.patch(_store(), _ctx(), rtype, rid, operations, http.parse_if_match())
     assert result.version.body is not None
-    return http.respond(http.written_body(result.version.body, "patched"), 200, _version_headers(result.version))
+    headers = {**_version_headers(result.version), **http.warning_headers(result.warnings)}
+    return http.respond(http.written_body(result.version.body, "patched", result.warnings), 200, headers)
 
 
 @bp.delete("/<rtype>/<rid>")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 from flask.cli import AppGroup
 
+from ehr.cli.conformance import conformance
 from ehr.cli.demo import demo
 from ehr.cli.index import index
 from ehr.cli.keys import keys
@@ -13,5 +14,6 @@ ehr_group = AppGroup("ehr", help="EHR operator commands (demo data, keys, search
 ehr_group.add_command(demo)
 ehr_group.add_command(keys)
 ehr_group.add_command(index)
+ehr_group.add_command(conformance)
 
 __all__ = ["ehr_group", "click"]

@@ -13,6 +13,7 @@ class TypeCapability:
     interactions: list[str]
     search_params: list[tuple[str, str, str, str | None]] = field(default_factory=list)  # (name, type, doc, definition)
     conditional_create: bool = False
+    operations: list[tuple[str, str]] = field(default_factory=list)  # (code, definition URL)
 
 
 def build(
@@ -38,6 +39,8 @@ def build(
             "conditionalDelete": "not-supported",
             "referencePolicy": ["literal", "local"] + (["enforced"] if referential_integrity else []),
         }
+        if cap.operations:
+            entry["operation"] = [{"name": code, "definition": url} for code, url in cap.operations]
         if cap.search_params:
             entry["searchParam"] = [
                 {"name": n, **({"definition": url} if url else {}), "type": t, "documentation": d} for n, t, d, url in cap.search_params

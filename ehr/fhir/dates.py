@@ -26,10 +26,10 @@ MAX_US = 2**62
 PREFIXES = ("eq", "ne", "gt", "lt", "ge", "le", "sa", "eb", "ap")
 DEFAULT_ZONE = ZoneInfo("Asia/Ho_Chi_Minh")
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
-_YEAR = re.compile(r"^(\d{4})$")
-_YEAR_MONTH = re.compile(r"^(\d{4})-(\d{2})$")
-_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-_DATETIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})?$")
+_YEAR = re.compile(r"^(\d{4})$", re.ASCII)
+_YEAR_MONTH = re.compile(r"^(\d{4})-(\d{2})$", re.ASCII)
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$", re.ASCII)
+_DATETIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})?$", re.ASCII)
 
 
 class DateFormatError(ValueError):
@@ -67,7 +67,7 @@ def value_range(text: str, zone: tzinfo = DEFAULT_ZONE) -> tuple[int, int]:
             if len(clock) == 5:
                 width = timedelta(minutes=1)
             elif "." in text[11:]:
-                digits = len(re.search(r"\.(\d+)", text).group(1))  # type: ignore[union-attr]
+                digits = len(re.search(r"\.([0-9]+)", text).group(1))  # type: ignore[union-attr]
                 width = timedelta(microseconds=max(1, 10 ** (6 - min(digits, 6))))
             else:
                 width = timedelta(seconds=1)

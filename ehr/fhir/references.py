@@ -16,7 +16,7 @@ from typing import Any, Iterable
 from ehr.fhir.resources import R4_RESOURCE_TYPES, is_valid_id
 
 _R4 = frozenset(R4_RESOURCE_TYPES)
-_RELATIVE = re.compile(r"^([A-Z][A-Za-z]+)/([A-Za-z0-9\-.]{1,64})(?:/_history/([A-Za-z0-9\-.]{1,64}))?$")
+_RELATIVE = re.compile(r"\A([A-Z][A-Za-z]+)/([A-Za-z0-9\-.]{1,64})(?:/_history/([A-Za-z0-9\-.]{1,64}))?\Z")
 _INDEX = re.compile(r"\[\d+\]")
 
 
@@ -165,4 +165,26 @@ def rewrite(node: Any, mapping: dict[str, str]) -> int:
         for child in node:
             if isinstance(child, (dict, list)):
                 count += rewrite(child, mapping)
+    return count
+
+
+def retarget(node: Any, resource_type: str, old_id: str, new_id: str, base_urls: Iterable[str] = ()) -> int:
+    """Point every reference to resource_type/old_id (relative, absolute on this server, or
+    versioned) at resource_type/new_id, at any depth. Returns how many were changed."""
+    count = 0
+    base_urls = tuple(base_urls)
+    if isinstance(node, dict):
+        value = node.get("reference")
+        if isinstance(value, str):
+            parsed = parse(value, base_urls)
+            if parsed.kind == "local" and parsed.resource_type == resource_type and parsed.logical_id == old_id:
+                node["reference"] = f"{resource_type}/{new_id}"
+                count += 1
+        for child in node.values():
+            if isinstance(child, (dict, list)):
+                count += retarget(child, resource_type, old_id, new_id, base_urls)
+    elif isinstance(node, list):
+        for child in node:
+            if isinstance(child, (dict, list)):
+                count += retarget(child, resource_type, old_id, new_id, base_urls)
     return count

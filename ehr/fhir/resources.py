@@ -68,7 +68,7 @@ def _defined_in_r4b(name: str) -> bool:
 
 R4B_TYPES: frozenset[str] = frozenset(t for t in R4_RESOURCE_TYPES if _defined_in_r4b(t))
 SERVED_TYPES: frozenset[str] = R4B_TYPES - NOT_STORED
-ID_PATTERN = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
+ID_PATTERN = re.compile(r"\A[A-Za-z0-9\-.]{1,64}\Z")
 
 
 def is_valid_id(value: object) -> bool:

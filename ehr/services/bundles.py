@@ -67,7 +67,7 @@ def ingest_transaction(store: Store, ctx: AccessContext, bundle: dict[str, Any])
     prepared = []
     for i, (rtype, logical_id, resource) in enumerate(planned):
         try:
-            prepared.append(prepare_write(resource, rtype, logical_id))
+            prepared.append(prepare_write(store, resource, rtype, logical_id))
         except FhirError as exc:
             raise _at(i, exc) from None
     stored = []

@@ -9,7 +9,7 @@ from ehr.services import bundles, resources
 from ehr.services.context import AccessContext
 from ehr.store import index
 from ehr.store.runtime import Store
-from ehr.synthetic.generator import Generator
+from ehr.synthetic.generator import Generator, Scale
 
 
 @dataclass
@@ -29,7 +29,7 @@ def load(store: Store, ctx: AccessContext, patients: int, seed: int, progress: C
     for resource in generator.facility_resources():
         resources.update(store, ctx, resource["resourceType"], resource["id"], resource)
         written += 1
-    for bundle in generator.patients(patients):
+    for bundle in generator.patients(patients, scale=Scale(coverages=1)):
         written += len(bundles.ingest_transaction(store, ctx, bundle))
         if progress:
             progress(1)

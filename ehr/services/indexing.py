@@ -14,6 +14,7 @@ from ehr.crypto.blind import fold_text, normalize_identifier
 from ehr.fhir import dates
 from ehr.fhir import references as refs
 from ehr.fhir.searchparams import SearchParam, registry
+from ehr.services import rules
 from ehr.store.index import DateRow, IndexRows, NumberRow, RefRow, StringRow, TokenRow
 from ehr.store.runtime import Store
 
@@ -177,5 +178,14 @@ def rows_for(store: Store, resource_type: str, doc: dict[str, Any], local_refs: 
         elif p.type == "reference":
             _reference_rows(store, p, values, out)
     out.refs += [RefRow("_ref", t, i) for t, i in sorted(set(local_refs))]
+    for number in rules.national_ids(doc, store.systems):
+        out.tokens.append(TokenRow(NATIONAL_ID, None, None, national_id_token(store, number)))
     out.dedupe()
     return out
+
+
+NATIONAL_ID = "_national-id"  # internal: one row per active CCCD of an active Patient
+
+
+def national_id_token(store: Store, number: str) -> bytes:
+    return store.blind.token(purpose("Patient", NATIONAL_ID), number)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import copy
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import jsonpatch
@@ -31,7 +31,7 @@ from ehr.fhir.outcomes import (
 )
 from ehr.fhir.shape import WalkResult
 from ehr.fhir.validation import validate_resource
-from ehr.services import indexing, matching
+from ehr.services import indexing, matching, rules
 from ehr.services.common import check_id, check_type, format_instant, now_instant, parse_instant
 from ehr.services.context import AccessContext
 from ehr.services.policy import authorize
@@ -50,6 +50,7 @@ class Written:
 
     status: int
     version: StoredVersion
+    warnings: list[Issue] = field(default_factory=list)
 
     @property
     def created(self) -> bool:
@@ -66,6 +67,7 @@ class Deleted:
 class Prepared:
     doc: dict[str, Any]
     walked: WalkResult
+    warnings: list[Issue]
 
 
 def check_client_writable(ctx: AccessContext, resource_type: str) -> None:
@@ -73,8 +75,8 @@ def check_client_writable(ctx: AccessContext, resource_type: str) -> None:
         raise not_supported(405, f"{resource_type} is written by the server only")
 
 
-def prepare_write(doc: dict[str, Any], resource_type: str, logical_id: str) -> Prepared:
-    """Set the server-controlled fields provisionally and validate (outside any lock)."""
+def prepare_write(store: Store, doc: dict[str, Any], resource_type: str, logical_id: str) -> Prepared:
+    """Set the server-controlled fields provisionally, validate, apply business rules (no lock)."""
     if doc.get("resourceType") != resource_type:
         raise bad_request("resourceType does not match the type in the URL", "resourceType")
     doc["id"] = logical_id
@@ -85,7 +87,8 @@ def prepare_write(doc: dict[str, Any], resource_type: str, logical_id: str) -> P
         # Provisional values of the right shape; the real ones are set inside the transaction.
         meta["versionId"] = "1"
         meta["lastUpdated"] = format_instant(now_us())
-    return Prepared(doc, validate_resource(doc))
+    walked = validate_resource(doc)
+    return Prepared(doc, walked, rules.check(resource_type, doc, store.systems))
 
 
 @dataclass(frozen=True)
@@ -142,6 +145,27 @@ def _resolve_references(
     return [(t, i) for t, i, _, _ in local]
 
 
+def _claim_national_ids(uow: UnitOfWork, store: Store, doc: dict[str, Any], logical_id: str) -> None:
+    """At most one active Patient per national ID, race-free: lock each number, then look.
+
+    The lock key is the one conditional create takes for the same identifier, so plain and
+    conditional creates of one CCCD queue behind each other on both databases.
+    """
+    numbers = rules.national_ids(doc, store.systems)
+    if not numbers:
+        return
+    repository.lock(uow, [store.blind.lock_key("Patient", "identifier", n) for n in numbers])
+    for number in numbers:
+        holders = index.token_holders(uow, "Patient", indexing.NATIONAL_ID, indexing.national_id_token(store, number))
+        if set(holders) - {logical_id}:
+            at = next(
+                (f"Patient.identifier[{i}].value" for i, ident in enumerate(doc.get("identifier") or [])
+                 if isinstance(ident, dict) and "".join(str(ident.get("value", "")).split()) == number),
+                "Patient.identifier",
+            )
+            raise conflict("another active Patient already holds this national ID; search for it and update it, or merge", at)
+
+
 def flush_writes(uow: UnitOfWork) -> None:
     """Send the queued rows now; a concurrent writer of the same id becomes a 409."""
     try:
@@ -171,6 +195,8 @@ def write_prepared(
     deferred: list[PendingReference] | None = None,
 ) -> StoredVersion:
     local_refs = _resolve_references(uow, store, prepared, resource_type, logical_id, deferred)
+    if resource_type == "Patient":
+        _claim_national_ids(uow, store, prepared.doc, logical_id)
     compartment = refs.patient_compartment(resource_type, logical_id, prepared.walked.references, store.base_urls)
     version_id = 1 if previous is None else previous.version_id + 1
     stamp = now_us()
@@ -200,7 +226,7 @@ def create(store: Store, ctx: AccessContext, doc: dict[str, Any], if_none_exist:
     check_client_writable(ctx, resource_type)
     logical_id = str(uuid.uuid4())
     condition = matching.parse_conditions(if_none_exist) if if_none_exist is not None else None
-    prepared = prepare_write(doc, resource_type, logical_id)
+    prepared = prepare_write(store, doc, resource_type, logical_id)
     with store.writing() as uow:
         if condition:
             repository.lock(uow, matching.lock_keys(store, resource_type, condition))
@@ -212,7 +238,7 @@ def create(store: Store, ctx: AccessContext, doc: dict[str, Any], if_none_exist:
                 return Written(200, existing)
         stored = write_prepared(uow, store, prepared, resource_type, logical_id, "POST", None)
         flush_writes(uow)
-    return Written(201, stored)
+    return Written(201, stored, prepared.warnings)
 
 
 def update(
@@ -226,13 +252,13 @@ def update(
         raise bad_request("the resource has no id; an update must carry the id of the URL", "id", code="required")
     if doc.get("id") != logical_id:
         raise bad_request("the id in the body does not match the id in the URL", "id")
-    prepared = prepare_write(doc, resource_type, logical_id)
+    prepared = prepare_write(store, doc, resource_type, logical_id)
     with store.writing() as uow:
         previous = repository.current(uow, resource_type, logical_id, for_update=True)
         _check_if_match(previous, if_match)
         stored = write_prepared(uow, store, prepared, resource_type, logical_id, "PUT", previous)
         flush_writes(uow)
-    return Written(201 if previous is None or previous.deleted else 200, stored)
+    return Written(201 if previous is None or previous.deleted else 200, stored, prepared.warnings)
 
 
 def patch(
@@ -264,12 +290,12 @@ def patch(
         if not isinstance(patched, dict) or patched.get("resourceType") != resource_type or patched.get("id") != logical_id:
             raise unprocessable("a patch may not change the resourceType or id", code="processing")
         try:
-            prepared = prepare_write(patched, resource_type, logical_id)
+            prepared = prepare_write(store, patched, resource_type, logical_id)
         except FhirError as exc:
             raise FhirError(422, exc.issues) from None  # the patch was valid; its result is not
         stored = write_prepared(uow, store, prepared, resource_type, logical_id, "PATCH", previous)
         flush_writes(uow)
-    return Written(200, stored)
+    return Written(200, stored, prepared.warnings)
 
 
 def delete(store: Store, ctx: AccessContext, resource_type: str, logical_id: str, if_match: int | None = None) -> Deleted:

@@ -109,6 +109,12 @@ def referrers(uow: UnitOfWork, target_type: str, target_id: str, limit: int = 5)
     return [(row[0], row[1]) for row in uow.execute(stmt) if (row[0], row[1]) != (target_type, target_id)][:limit]
 
 
+def token_holders(uow: UnitOfWork, rtype: str, param: str, hash_: bytes) -> list[str]:
+    """Logical ids of current `rtype` resources with this blind token (index rows are live only)."""
+    stmt = select(idx_token.c.logical_id).where(idx_token.c.resource_type == rtype, idx_token.c.param == param, idx_token.c.hash == hash_)
+    return [row[0] for row in uow.execute(stmt.distinct())]
+
+
 def live_of_type(uow: UnitOfWork, rtype: str, ids: Sequence[str] | None, after_id: str | None, limit: int) -> list[str]:
     stmt = select(resources.c.logical_id).where(resources.c.resource_type == rtype, resources.c.deleted.is_(False))
     if ids is not None:
@@ -116,3 +122,11 @@ def live_of_type(uow: UnitOfWork, rtype: str, ids: Sequence[str] | None, after_i
     if after_id is not None:
         stmt = stmt.where(resources.c.logical_id > after_id)
     return [row[0] for row in uow.execute(stmt.order_by(resources.c.logical_id).limit(limit))]
+
+
+def referrers_all(uow: UnitOfWork, target_type: str, target_id: str) -> list[tuple[str, str]]:
+    """Every current resource that references the target, through any parameter."""
+    stmt = select(idx_reference.c.resource_type, idx_reference.c.logical_id).where(
+        idx_reference.c.target_type == target_type, idx_reference.c.target_id == target_id
+    )
+    return sorted({(row[0], row[1]) for row in uow.execute(stmt.distinct())} - {(target_type, target_id)})

@@ -14,6 +14,7 @@ from sqlalchemy.engine import Engine
 
 from ehr.crypto.blind import BlindIndex
 from ehr.crypto.keyring import MasterKeyProvider
+from ehr.identity.systems import IdentifierSystems
 from ehr.store.keys import DataKeyStore
 from ehr.store.uow import UnitOfWork
 
@@ -31,6 +32,7 @@ class Store:
     referential_integrity: bool = True
     retention_years: int = 10
     base_urls: tuple[str, ...] = ()
+    systems: IdentifierSystems = field(default_factory=IdentifierSystems)
     keys: DataKeyStore = field(init=False)
 
     def __post_init__(self) -> None:

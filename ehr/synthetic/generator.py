@@ -86,10 +86,12 @@ class Scale:
     medication_requests: int = 3
     allergies: int = 2
     immunizations: int = 2
+    coverages: int = 0  # BHYT cards (the demo adds one; the benchmark's 36-resource patient has none)
 
     @property
     def per_patient(self) -> int:
-        return 1 + self.encounters + self.observations + self.conditions + self.medication_requests + self.allergies + self.immunizations
+        return (1 + self.encounters + self.observations + self.conditions + self.medication_requests + self.allergies
+                + self.immunizations + self.coverages)
 
 
 def century_sex_digit(birth_year: int, male: bool) -> int:
@@ -204,6 +206,8 @@ class Generator:
             entries.append((f"urn:uuid:{_uuid(rng)}", self._allergy(rng, patient_url, allergen)))
         for vaccine in rng.sample(VACCINES, min(scale.immunizations, len(VACCINES))):
             entries.append((f"urn:uuid:{_uuid(rng)}", self._immunization(rng, patient_url, vaccine, facility)))
+        for _ in range(scale.coverages):
+            entries.append((f"urn:uuid:{_uuid(rng)}", self._coverage(rng, patient_url, facility)))
         return {
             "resourceType": "Bundle",
             "type": "transaction",
@@ -350,6 +354,27 @@ class Generator:
             "code": {"coding": [{"system": t.SNOMED, "code": code}], "text": name},
             "patient": {"reference": patient},
             "recordedDate": (self.anchor - timedelta(days=rng.randrange(30, 3000))).isoformat(),
+        }
+
+    def _coverage(self, rng: random.Random, patient: str, facility: int) -> dict[str, Any]:
+        group, level = rng.choice([("GD", "4"), ("DN", "4"), ("HT", "3"), ("TE", "1"), ("HN", "2")])
+        province = rng.choice(self._provinces).code
+        bhxh = f"{rng.randrange(10**10):010d}"
+        card = f"{group}{level}{province}{bhxh}"
+        start = date(self.anchor.year, 1, 1)
+        return {
+            "resourceType": "Coverage",
+            "status": "active",
+            "identifier": [{"system": self.systems.bhyt, "value": card}, {"system": self.systems.bhxh, "value": bhxh}],
+            "type": {"text": "Bảo hiểm y tế"},
+            "beneficiary": {"reference": patient},
+            "payor": [{"display": "Bảo hiểm xã hội Việt Nam"}],
+            "period": {"start": start.isoformat(), "end": date(self.anchor.year, 12, 31).isoformat()},
+            "class": [
+                {"type": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/coverage-class", "code": "group"}]}, "value": group, "name": "Mã đối tượng"},
+                {"type": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/coverage-class", "code": "class"}]}, "value": level, "name": "Mức hưởng"},
+            ],
+            "extension": [{"url": "https://fhir.ehr-vn.org/StructureDefinition/coverage-registered-facility", "valueReference": {"reference": self.organization_ref(facility)}}],
         }
 
     def _immunization(self, rng: random.Random, patient: str, vaccine: tuple[str, str], facility: int) -> dict[str, Any]:

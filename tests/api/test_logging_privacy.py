@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import logging
 
+from ehr.identity.systems import IdentifierSystems
 from fhir_helpers import FHIR_JSON, post
 
 CCCD = "001199012345"
 NAME = "Hoàng Thị Lộlog"
+SYSTEM = IdentifierSystems().cccd
 
 
 def test_logs_carry_no_personal_data(client, caplog):
@@ -19,6 +22,16 @@ def test_logs_carry_no_personal_data(client, caplog):
         post(client, {"resourceType": "Patient", "name": [{"text": NAME}], "birthDate": CCCD})  # 400
         client.post("/fhir/Patient", data=f'{{"resourceType": "Patient", "name": "{NAME}" ', headers=FHIR_JSON)  # bad JSON
         client.get(f"/fhir/Patient/{CCCD}x!")
+        # identity paths: national-ID rules, duplicates, QR, $match
+        post(client, {"resourceType": "Patient", "name": [{"text": NAME}], "identifier": [{"system": SYSTEM, "value": CCCD}]})
+        post(client, {"resourceType": "Patient", "name": [{"text": NAME}], "identifier": [{"system": SYSTEM, "value": CCCD}]})  # 409
+        post(client, {"resourceType": "Patient", "identifier": [{"system": SYSTEM, "value": CCCD[:-1]}]})  # 422
+        payload = f"{CCCD}||{NAME}|01011999|Nữ|Hà Nội|01012020"
+        client.post("/fhir/Patient/$from-cccd-qr", data=payload.encode(), headers={"Content-Type": "text/plain"})
+        client.post("/fhir/Patient/$from-cccd-qr", data=payload.replace("01011999", "99").encode(), headers={"Content-Type": "text/plain"})
+        match = {"resourceType": "Parameters", "parameter": [{"name": "resource", "resource": {"resourceType": "Patient", "name": [{"text": NAME}],
+                 "identifier": [{"system": SYSTEM, "value": CCCD}]}}]}
+        client.post("/fhir/Patient/$match", data=json.dumps(match), headers=FHIR_JSON)
     text = "\n".join(r.getMessage() for r in caplog.records)
     assert "/fhir/<rtype>" in text  # requests were logged, by route rule
     assert CCCD not in text and NAME not in text and "Lộlog" not in text
