@@ -23,6 +23,7 @@ TYPE_ROUTES = {
     ("/fhir/<rtype>/_history", "GET"): "history-type",
 }
 SYSTEM_ROUTES = {("/fhir/_history", "GET"): "history-system", ("/fhir", "POST"): "transaction"}
+CONDITIONAL_ROUTES = {("/fhir/<rtype>", "PUT"): "conditional-update", ("/fhir/<rtype>", "DELETE"): "conditional-delete"}
 CLIENT_WRITES = {"create", "update", "patch", "delete"}
 # Interaction codes in the order of the R4 TypeRestfulInteraction value set.
 ORDER = ["read", "vread", "update", "patch", "delete", "history-instance", "history-type", "create", "search-type"]
@@ -61,9 +62,16 @@ def capability_statement(app: Flask, base_url: str) -> dict[str, object]:
             ("_id", "token", "Logical id of the resource", None),
             ("_lastUpdated", "date", "When the current version was written", None),
         ] + [(p.code, p.type, _documentation(p), p.url) for p in registry().for_type(name)]
-        ops = [(code, url) for key, (rtype, code, url) in OPERATIONS.items() if rtype == name and key in routes]
-        types[name] = capability.TypeCapability(codes, params if "search-type" in codes else [], "create" in codes, ops)
+        ops = list(dict.fromkeys((code, url) for key, (rtype, code, url) in OPERATIONS.items() if rtype in (name, "*") and key in routes))
+        writable = name not in SERVER_WRITTEN_TYPES
+        types[name] = capability.TypeCapability(
+            codes, params if "search-type" in codes else [], "create" in codes, ops,
+            conditional_update=writable and ("/fhir/<rtype>", "PUT") in routes,
+            conditional_delete=writable and ("/fhir/<rtype>", "DELETE") in routes,
+        )
     system = [code for key, code in SYSTEM_ROUTES.items() if key in routes]
+    if "transaction" in system:
+        system.append("batch")
     return capability.build(
         base_url, app.config.get("EHR_VERSION", "0.1.0"), types, system, bool(app.config.get("EHR_REFERENTIAL_INTEGRITY")), now_instant()
     )

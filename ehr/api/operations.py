@@ -7,7 +7,9 @@ from flask import Blueprint, Response, current_app, g, request
 from ehr.api import http
 from ehr.fhir import bundles, jsonio, parameters
 from ehr.fhir.outcomes import Issue, bad_request, operation_outcome
+from ehr.services import everything as everything_svc
 from ehr.services import patients
+from ehr.services import validate as validate_svc
 from ehr.services.common import now_instant
 from ehr.services.context import AccessContext
 from ehr.store.runtime import Store
@@ -16,6 +18,11 @@ bp = Blueprint("fhir_operations", __name__, url_prefix="/fhir")
 
 # (route, method) -> (resource type, operation code, definition canonical URL)
 OPERATIONS = {
+    ("/fhir/Patient/<rid>/$everything", "GET"): ("Patient", "everything", "http://hl7.org/fhir/OperationDefinition/Patient-everything"),
+    ("/fhir/Patient/<rid>/$everything", "POST"): ("Patient", "everything", "http://hl7.org/fhir/OperationDefinition/Patient-everything"),
+    ("/fhir/Patient/$everything", "GET"): ("Patient", "everything", "http://hl7.org/fhir/OperationDefinition/Patient-everything"),
+    ("/fhir/<rtype>/$validate", "POST"): ("*", "validate", "http://hl7.org/fhir/OperationDefinition/Resource-validate"),
+    ("/fhir/<rtype>/<rid>/$validate", "POST"): ("*", "validate", "http://hl7.org/fhir/OperationDefinition/Resource-validate"),
     ("/fhir/Patient/$match", "POST"): ("Patient", "match", "http://hl7.org/fhir/OperationDefinition/Patient-match"),
     ("/fhir/Patient/$merge", "POST"): ("Patient", "merge", "https://fhir.ehr-vn.org/OperationDefinition/Patient-merge"),
     ("/fhir/Patient/$from-cccd-qr", "POST"): ("Patient", "from-cccd-qr", "https://fhir.ehr-vn.org/OperationDefinition/Patient-from-cccd-qr"),
@@ -84,3 +91,70 @@ def patient_from_qr() -> Response:
             raise bad_request("the 'payload' parameter (valueString) is required", "Parameters.parameter:payload")
     return http.respond_json(patients.from_cccd_qr(_store(), _ctx(), payload))
 
+
+
+def _everything_response(page: everything_svc.EverythingPage, path: str) -> Response:
+    base = http.base_url()
+    links = [("self", f"{base}/{path}")]
+    if page.next_token:
+        links.append(("next", f"{base}/{path}?_page={page.next_token}"))
+    entries: list[tuple[dict[str, object], bytes | None]] = [
+        ({"fullUrl": f"{base}/{v.resource_type}/{v.logical_id}", "search": {"mode": "match"}}, v.body) for v in page.entries
+    ]
+    return http.respond(bundles.encode(bundles.new_bundle("searchset", links, page.total, now_instant()), entries))
+
+
+def _operation_params() -> dict[str, str | None]:
+    names = ("_since", "_type", "_count", "_page")
+    if request.method == "POST" and request.mimetype in ("application/fhir+json", "application/json"):
+        params = parameters.parse(http.json_body())
+        out: dict[str, str | None] = {}
+        for name in names:
+            found = params.get(name) or []
+            if found:
+                item = found[0]
+                value = next((v for k, v in item.items() if k.startswith("value")), None)
+                out[name] = None if value is None else str(value)
+        return out
+    return {name: request.args.get(name) for name in names}
+
+
+@bp.route("/Patient/<rid>/$everything", methods=["GET", "POST"])
+def patient_everything(rid: str) -> Response:
+    page = everything_svc.patient_everything(_store(), _ctx(), rid, _operation_params())
+    return _everything_response(page, f"Patient/{rid}/$everything")
+
+
+@bp.get("/Patient/$everything")
+def all_patients_everything() -> Response:
+    page = everything_svc.all_patients_everything(_store(), _ctx(), _operation_params())
+    return _everything_response(page, "Patient/$everything")
+
+
+def _validate(rtype: str, rid: str | None) -> Response:
+    doc = http.json_body() if request.content_length else None
+    mode = request.args.get("mode")
+    resource = doc
+    wrapped = isinstance(doc, dict) and doc.get("resourceType") == "Parameters" and any(
+        p.get("name") in ("resource", "mode") for p in doc.get("parameter") or [] if isinstance(p, dict))
+    if wrapped:
+        params = parameters.parse(doc)
+        resource = parameters.value(params, "resource", "resource")
+        mode = parameters.value(params, "mode", "Code") or mode
+    if resource is not None and resource.get("resourceType") != rtype:
+        raise bad_request("the resource to validate is not of the type in the URL", "resourceType")
+    mode = mode or ("update" if rid else "create")
+    issues = validate_svc.validate(_store(), _ctx(), rtype, rid, resource, mode)
+    if not any(i.severity in ("error", "fatal") for i in issues):
+        issues = [Issue("informational", f"validation passed ({mode})", severity="information"), *issues]
+    return http.respond_json(operation_outcome(issues))
+
+
+@bp.post("/<rtype>/$validate")
+def validate_type(rtype: str) -> Response:
+    return _validate(rtype, None)
+
+
+@bp.post("/<rtype>/<rid>/$validate")
+def validate_instance(rtype: str, rid: str) -> Response:
+    return _validate(rtype, rid)

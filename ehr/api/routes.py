@@ -9,6 +9,7 @@ from ehr.api.capability import capability_statement
 from ehr.fhir import bundles, jsonio
 from ehr.fhir import query as query_syntax
 from ehr.fhir.outcomes import bad_request, information, not_supported, operation_outcome
+from ehr.services import bundles as bundle_svc
 from ehr.services import resources as svc
 from ehr.services.common import format_instant, now_instant
 from ehr.services import search as search_svc
@@ -56,6 +57,63 @@ def create(rtype: str) -> Response:
     message = "created" if result.created else "an existing resource matched the condition; nothing was created"
     assert result.version.body is not None
     return http.respond(http.written_body(result.version.body, message, result.warnings), result.status, headers)
+
+
+@bp.post("")
+def transaction_or_batch() -> Response:
+    """POST [base] with a transaction or batch Bundle."""
+    bundle = http.json_body()
+    kind = bundle.get("type")
+    representation = http.prefer_return() != "minimal"
+    if kind == "transaction":
+        results = bundle_svc.transaction(_store(), _ctx(), bundle, representation)
+    elif kind == "batch":
+        results = bundle_svc.batch(_store(), _ctx(), bundle, representation)
+    else:
+        raise bad_request("POST [base] takes a Bundle of type transaction or batch", "Bundle.type")
+    base = http.base_url()
+    entries: list[tuple[dict[str, object], bytes | None]] = []
+    for result in results:
+        entry = result.to_fhir()
+        if result.location:
+            entry["response"]["location"] = f"{base}/{result.location}"  # type: ignore[index]
+            entry["fullUrl"] = f"{base}/{result.location.split('/_history/')[0]}"
+        entries.append((entry, result.resource))
+    reply = bundles.new_bundle(f"{kind}-response", [], None, now_instant())
+    return http.respond(bundles.encode(reply, entries))
+
+
+def _type_for_condition(rtype: str) -> None:
+    if rtype == "metadata":  # a fixed endpoint, not a type: answer like any other method
+        raise not_supported(405, f"{request.method} is not supported on this endpoint")
+    svc.check_type(rtype)
+
+
+@bp.put("/<rtype>")
+def conditional_update(rtype: str) -> Response:
+    _type_for_condition(rtype)
+    query = request.query_string.decode("utf-8", "replace")
+    if not query:
+        raise bad_request("PUT on a type needs a search condition (PUT [type]?[search]) or an id (PUT [type]/[id])", "url")
+    doc = http.json_body()
+    result = svc.conditional_update(_store(), _ctx(), rtype, query, doc, http.parse_if_match())
+    headers = {**_version_headers(result.version), **http.warning_headers(result.warnings)}
+    if result.created:
+        headers["Location"] = _location(result.version)
+    assert result.version.body is not None
+    return http.respond(http.written_body(result.version.body, "updated", result.warnings), result.status, headers)
+
+
+@bp.delete("/<rtype>")
+def conditional_delete(rtype: str) -> Response:
+    _type_for_condition(rtype)
+    query = request.query_string.decode("utf-8", "replace")
+    if not query:
+        raise bad_request("DELETE on a type needs a search condition (DELETE [type]?[search])", "url")
+    result = svc.conditional_delete(_store(), _ctx(), rtype, query)
+    headers = {"ETag": http.etag(result.version_id)} if result.version_id else {}
+    message = "deleted" if result.version_id else "no resource matched the condition; nothing was deleted"
+    return http.respond(jsonio.dumps(information(message)), 200, headers)
 
 
 @bp.get("/<rtype>")

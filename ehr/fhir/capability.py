@@ -14,6 +14,8 @@ class TypeCapability:
     search_params: list[tuple[str, str, str, str | None]] = field(default_factory=list)  # (name, type, doc, definition)
     conditional_create: bool = False
     operations: list[tuple[str, str]] = field(default_factory=list)  # (code, definition URL)
+    conditional_update: bool = False
+    conditional_delete: bool = False
 
 
 def build(
@@ -35,8 +37,8 @@ def build(
             "updateCreate": "update" in cap.interactions,
             "conditionalCreate": cap.conditional_create,
             "conditionalRead": "full-support",
-            "conditionalUpdate": False,
-            "conditionalDelete": "not-supported",
+            "conditionalUpdate": cap.conditional_update,
+            "conditionalDelete": "single" if cap.conditional_delete else "not-supported",
             "referencePolicy": ["literal", "local"] + (["enforced"] if referential_integrity else []),
         }
         if cap.operations:

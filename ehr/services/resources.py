@@ -217,113 +217,223 @@ def write_prepared(
 
 
 # --- interactions -----------------------------------------------------------------------------
+#
+# Each interaction has a core `*_in(uow, ...)` that runs inside a caller's unit of work (so a
+# transaction bundle runs all its entries in one database transaction) and a thin wrapper that
+# opens the unit of work for a single request. `deferred` lists collect reference and delete
+# checks that a bundle makes once, after all its entries.
+
+
+@dataclass
+class Deferred:
+    references: list[PendingReference] = field(default_factory=list)
+    deleted: list[tuple[str, str]] = field(default_factory=list)
+
+
+def create_in(
+    uow: UnitOfWork, store: Store, prepared: Prepared, resource_type: str, logical_id: str,
+    condition: list[tuple[str, str]] | None, deferred: Deferred | None = None,
+) -> Written:
+    if condition:
+        found = find_conditional(uow, store, resource_type, condition, "If-None-Exist")
+        if len(found) > 1:
+            raise precondition_failed("the condition matches more than one resource")
+        if found:
+            return Written(200, read_live(uow, store, resource_type, found[0]))
+    stored = write_prepared(uow, store, prepared, resource_type, logical_id, "POST", None, deferred.references if deferred else None)
+    return Written(201, stored, prepared.warnings)
+
+
+def find_conditional(uow: UnitOfWork, store: Store, resource_type: str, condition: list[tuple[str, str]], where: str) -> list[str]:
+    """Lock the condition's keys, then search: writers testing one condition queue behind each other."""
+    repository.lock(uow, matching.lock_keys(store, resource_type, condition))
+    return matching.find(uow, store, resource_type, condition, limit=2, where=where)
 
 
 def create(store: Store, ctx: AccessContext, doc: dict[str, Any], if_none_exist: str | None = None) -> Written:
     resource_type = str(doc.get("resourceType"))
-    check_type(resource_type)
-    authorize(ctx, "create", resource_type)
-    check_client_writable(ctx, resource_type)
+    check_writable(ctx, "create", resource_type)
     logical_id = str(uuid.uuid4())
     condition = matching.parse_conditions(if_none_exist) if if_none_exist is not None else None
     prepared = prepare_write(store, doc, resource_type, logical_id)
     with store.writing() as uow:
-        if condition:
-            repository.lock(uow, matching.lock_keys(store, resource_type, condition))
-            found = matching.find(uow, store, resource_type, condition, limit=2)
-            if len(found) > 1:
-                raise precondition_failed("the condition matches more than one resource")
-            if found:
-                existing = _read_live(uow, store, resource_type, found[0])
-                return Written(200, existing)
-        stored = write_prepared(uow, store, prepared, resource_type, logical_id, "POST", None)
+        written = create_in(uow, store, prepared, resource_type, logical_id, condition)
         flush_writes(uow)
-    return Written(201, stored, prepared.warnings)
+    return written
+
+
+def check_writable(ctx: AccessContext, interaction: str, resource_type: str, logical_id: str | None = None) -> None:
+    check_type(resource_type)
+    if logical_id is not None:
+        check_id(logical_id)
+    authorize(ctx, interaction, resource_type)
+    check_client_writable(ctx, resource_type)
+
+
+def check_update_body(doc: dict[str, Any], logical_id: str) -> None:
+    if "id" not in doc:
+        raise bad_request("the resource has no id; an update must carry the id of the URL", "id", code="required")
+    if doc.get("id") != logical_id:
+        raise bad_request("the id in the body does not match the id in the URL", "id")
+
+
+def update_in(
+    uow: UnitOfWork, store: Store, prepared: Prepared, resource_type: str, logical_id: str,
+    if_match: int | None, deferred: Deferred | None = None,
+) -> Written:
+    previous = repository.current(uow, resource_type, logical_id, for_update=True)
+    _check_if_match(previous, if_match)
+    stored = write_prepared(uow, store, prepared, resource_type, logical_id, "PUT", previous, deferred.references if deferred else None)
+    return Written(201 if previous is None or previous.deleted else 200, stored, prepared.warnings)
 
 
 def update(
     store: Store, ctx: AccessContext, resource_type: str, logical_id: str, doc: dict[str, Any], if_match: int | None = None
 ) -> Written:
-    check_type(resource_type)
-    check_id(logical_id)
-    authorize(ctx, "update", resource_type)
-    check_client_writable(ctx, resource_type)
-    if "id" not in doc:
-        raise bad_request("the resource has no id; an update must carry the id of the URL", "id", code="required")
-    if doc.get("id") != logical_id:
-        raise bad_request("the id in the body does not match the id in the URL", "id")
+    check_writable(ctx, "update", resource_type, logical_id)
+    check_update_body(doc, logical_id)
     prepared = prepare_write(store, doc, resource_type, logical_id)
     with store.writing() as uow:
-        previous = repository.current(uow, resource_type, logical_id, for_update=True)
-        _check_if_match(previous, if_match)
-        stored = write_prepared(uow, store, prepared, resource_type, logical_id, "PUT", previous)
+        written = update_in(uow, store, prepared, resource_type, logical_id, if_match)
         flush_writes(uow)
-    return Written(201 if previous is None or previous.deleted else 200, stored, prepared.warnings)
+    return written
+
+
+def conditional_update(
+    store: Store, ctx: AccessContext, resource_type: str, query: str, doc: dict[str, Any], if_match: int | None = None
+) -> Written:
+    """PUT [type]?[search]: none matches -> create (with the body's id if it has one); one ->
+    update it (a body id must agree); several -> 412. Race-free like conditional create."""
+    check_writable(ctx, "update", resource_type)
+    condition = matching.parse_conditions(query, "url")
+    body_id = doc.get("id")
+    provisional = body_id if isinstance(body_id, str) else str(uuid.uuid4())
+    prepared = prepare_write(store, doc, resource_type, provisional)
+    with store.writing() as uow:
+        written = conditional_update_in(uow, store, prepared, resource_type, condition, body_id, if_match)
+        flush_writes(uow)
+    return written
+
+
+def conditional_update_in(
+    uow: UnitOfWork, store: Store, prepared: Prepared, resource_type: str, condition: list[tuple[str, str]],
+    body_id: Any, if_match: int | None, deferred: Deferred | None = None,
+) -> Written:
+    found = find_conditional(uow, store, resource_type, condition, "url")
+    if len(found) > 1:
+        raise precondition_failed("the condition matches more than one resource")
+    if found:
+        if body_id is not None and body_id != found[0]:
+            raise bad_request("the id in the body does not match the resource the condition found", "id")
+        target = found[0]
+    else:
+        target = body_id if isinstance(body_id, str) else prepared.doc["id"]
+    prepared.doc["id"] = target
+    return update_in(uow, store, prepared, resource_type, target, if_match, deferred)
+
+
+def patch_in(
+    uow: UnitOfWork, store: Store, resource_type: str, logical_id: str, operations: Any,
+    if_match: int | None, deferred: Deferred | None = None,
+) -> Written:
+    if not isinstance(operations, list) or not operations or not all(isinstance(op, dict) for op in operations):
+        raise bad_request("a JSON Patch document is a non-empty array of operation objects")
+    previous = repository.current(uow, resource_type, logical_id, for_update=True)
+    if previous is None:
+        raise not_found(f"{resource_type}/{logical_id} is not known")
+    if previous.deleted:
+        raise gone(f"{resource_type}/{logical_id} was deleted")
+    _check_if_match(previous, if_match)
+    current = read_live(uow, store, resource_type, logical_id)
+    assert current.body is not None
+    try:
+        patched = jsonpatch.JsonPatch(operations).apply(jsonio.loads_stored(current.body))
+    except jsonpatch.InvalidJsonPatch:
+        raise bad_request("the JSON Patch document is not valid") from None
+    except jsonpatch.JsonPatchTestFailed:
+        raise unprocessable("a JSON Patch 'test' operation failed", code="processing") from None
+    except (jsonpatch.JsonPatchConflict, jsonpointer.JsonPointerException, TypeError, KeyError, IndexError):
+        raise unprocessable("the JSON Patch cannot be applied to this resource", code="processing") from None
+    if not isinstance(patched, dict) or patched.get("resourceType") != resource_type or patched.get("id") != logical_id:
+        raise unprocessable("a patch may not change the resourceType or id", code="processing")
+    try:
+        prepared = prepare_write(store, patched, resource_type, logical_id)
+    except FhirError as exc:
+        raise FhirError(422, exc.issues) from None  # the patch was valid; its result is not
+    stored = write_prepared(uow, store, prepared, resource_type, logical_id, "PATCH", previous, deferred.references if deferred else None)
+    return Written(200, stored, prepared.warnings)
 
 
 def patch(
     store: Store, ctx: AccessContext, resource_type: str, logical_id: str, operations: Any, if_match: int | None = None
 ) -> Written:
-    check_type(resource_type)
-    check_id(logical_id)
-    authorize(ctx, "patch", resource_type)
-    check_client_writable(ctx, resource_type)
-    if not isinstance(operations, list) or not operations or not all(isinstance(op, dict) for op in operations):
-        raise bad_request("a JSON Patch document is a non-empty array of operation objects")
+    check_writable(ctx, "patch", resource_type, logical_id)
     with store.writing() as uow:
-        previous = repository.current(uow, resource_type, logical_id, for_update=True)
-        if previous is None:
-            raise not_found(f"{resource_type}/{logical_id} is not known")
-        if previous.deleted:
-            raise gone(f"{resource_type}/{logical_id} was deleted")
-        _check_if_match(previous, if_match)
-        current = _read_live(uow, store, resource_type, logical_id)
-        assert current.body is not None
-        try:
-            patched = jsonpatch.JsonPatch(operations).apply(jsonio.loads_stored(current.body))
-        except jsonpatch.InvalidJsonPatch:
-            raise bad_request("the JSON Patch document is not valid") from None
-        except jsonpatch.JsonPatchTestFailed:
-            raise unprocessable("a JSON Patch 'test' operation failed", code="processing") from None
-        except (jsonpatch.JsonPatchConflict, jsonpointer.JsonPointerException, TypeError, KeyError, IndexError):
-            raise unprocessable("the JSON Patch cannot be applied to this resource", code="processing") from None
-        if not isinstance(patched, dict) or patched.get("resourceType") != resource_type or patched.get("id") != logical_id:
-            raise unprocessable("a patch may not change the resourceType or id", code="processing")
-        try:
-            prepared = prepare_write(store, patched, resource_type, logical_id)
-        except FhirError as exc:
-            raise FhirError(422, exc.issues) from None  # the patch was valid; its result is not
-        stored = write_prepared(uow, store, prepared, resource_type, logical_id, "PATCH", previous)
+        written = patch_in(uow, store, resource_type, logical_id, operations, if_match)
         flush_writes(uow)
-    return Written(200, stored, prepared.warnings)
+    return written
+
+
+def delete_in(
+    uow: UnitOfWork, store: Store, resource_type: str, logical_id: str, if_match: int | None,
+    deferred: Deferred | None = None, missing_ok: bool = False,
+) -> Deleted:
+    previous = repository.current(uow, resource_type, logical_id, for_update=True)
+    if previous is None:
+        if missing_ok:
+            return Deleted(None, None)
+        raise not_found(f"{resource_type}/{logical_id} is not known")
+    if previous.deleted:
+        return Deleted(None, None)  # deleting again changes nothing (R4 http.html#delete)
+    _check_if_match(previous, if_match)
+    if store.referential_integrity:
+        if deferred is not None:
+            deferred.deleted.append((resource_type, logical_id))
+        else:
+            check_unreferenced(uow, [(resource_type, logical_id)])
+    stamp = now_us()
+    try:
+        repository.write_version(
+            uow, store.keys, resource_type, logical_id, previous.version_id + 1, "DELETE", None, previous.compartment, stamp, previous
+        )
+    except VersionConflict:
+        raise conflict("the resource was changed by another request; retry") from None
+    index.remove(uow, resource_type, logical_id)
+    return Deleted(previous.version_id + 1, stamp)
+
+
+def check_unreferenced(uow: UnitOfWork, targets: list[tuple[str, str]]) -> None:
+    """409 when a live resource still references one of the deleted targets."""
+    for resource_type, logical_id in targets:
+        users = [u for u in index.referrers(uow, resource_type, logical_id) if u not in targets]
+        if users:
+            names = ", ".join(f"{t}/{i}" for t, i in users)
+            raise conflict(f"{resource_type}/{logical_id} is referenced by other resources ({names}); delete or change them first")
 
 
 def delete(store: Store, ctx: AccessContext, resource_type: str, logical_id: str, if_match: int | None = None) -> Deleted:
-    check_type(resource_type)
-    check_id(logical_id)
-    authorize(ctx, "delete", resource_type)
-    check_client_writable(ctx, resource_type)
+    check_writable(ctx, "delete", resource_type, logical_id)
     with store.writing() as uow:
-        previous = repository.current(uow, resource_type, logical_id, for_update=True)
-        if previous is None:
-            raise not_found(f"{resource_type}/{logical_id} is not known")
-        if previous.deleted:
-            return Deleted(None, None)  # deleting again changes nothing (R4 http.html#delete)
-        _check_if_match(previous, if_match)
-        if store.referential_integrity:
-            users = index.referrers(uow, resource_type, logical_id)
-            if users:
-                names = ", ".join(f"{t}/{i}" for t, i in users)
-                raise conflict(f"the resource is referenced by other resources ({names}); delete or change them first")
-        stamp = now_us()
-        try:
-            repository.write_version(
-                uow, store.keys, resource_type, logical_id, previous.version_id + 1, "DELETE", None, previous.compartment, stamp, previous
-            )
-        except VersionConflict:
-            raise conflict("the resource was changed by another request; retry") from None
-        index.remove(uow, resource_type, logical_id)
-    return Deleted(previous.version_id + 1, stamp)
+        return delete_in(uow, store, resource_type, logical_id, if_match)
+
+
+def conditional_delete(store: Store, ctx: AccessContext, resource_type: str, query: str) -> Deleted:
+    """DELETE [type]?[search]: none matches -> nothing (200); one -> delete it; several -> 412."""
+    check_writable(ctx, "delete", resource_type)
+    condition = matching.parse_conditions(query, "url")
+    with store.writing() as uow:
+        return conditional_delete_in(uow, store, resource_type, condition)
+
+
+def conditional_delete_in(
+    uow: UnitOfWork, store: Store, resource_type: str, condition: list[tuple[str, str]], deferred: Deferred | None = None
+) -> Deleted:
+    found = find_conditional(uow, store, resource_type, condition, "url")
+    if len(found) > 1:
+        raise precondition_failed("the condition matches more than one resource; conditional delete removes one")
+    if not found:
+        return Deleted(None, None)
+    return delete_in(uow, store, resource_type, found[0], None, deferred)
 
 
 def _check_if_match(previous: Current | None, if_match: int | None) -> None:
@@ -333,7 +443,7 @@ def _check_if_match(previous: Current | None, if_match: int | None) -> None:
         raise precondition_failed("If-Match does not name the current version")
 
 
-def _read_live(uow: UnitOfWork, store: Store, resource_type: str, logical_id: str) -> StoredVersion:
+def read_live(uow: UnitOfWork, store: Store, resource_type: str, logical_id: str) -> StoredVersion:
     try:
         found = repository.read_current(uow, store.keys, resource_type, logical_id)
     except CompartmentErased:
@@ -350,7 +460,7 @@ def read(store: Store, ctx: AccessContext, resource_type: str, logical_id: str) 
     check_id(logical_id)
     authorize(ctx, "read", resource_type)
     with store.reading() as uow:
-        return _read_live(uow, store, resource_type, logical_id)
+        return read_live(uow, store, resource_type, logical_id)
 
 
 def vread(store: Store, ctx: AccessContext, resource_type: str, logical_id: str, version: str) -> StoredVersion:
