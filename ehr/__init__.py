@@ -66,6 +66,14 @@ def register_store(app: Flask) -> None:
         engine = db.engine
     engine_setup.configure(engine)
     base = app.config.get("EHR_BASE_URL") or ""
+    from ehr.services.export import ExportSettings
+
+    app.extensions["ehr.export"] = ExportSettings(
+        directory=Path(app.config.get("EHR_EXPORT_DIR") or Path(app.instance_path) / "exports"),
+        ttl_seconds=int(app.config.get("EHR_EXPORT_TTL_SECONDS") or 24 * 3600),
+        lease_seconds=int(app.config.get("EHR_JOB_LEASE_SECONDS") or 30),
+        batch=int(app.config.get("EHR_EXPORT_BATCH") or 1000),
+    )
     app.extensions["ehr.store"] = Store(
         engine=engine,
         master=secrets.master,
@@ -79,10 +87,12 @@ def register_store(app: Flask) -> None:
 
 
 def register_blueprints(app: Flask) -> None:
+    from ehr.api.bulk import bp as bulk_bp
     from ehr.api.operations import bp as operations_bp
     from ehr.api.routes import bp as fhir_bp
     from ehr.web import bp as web_bp
 
+    app.register_blueprint(bulk_bp)
     app.register_blueprint(operations_bp)
     app.register_blueprint(fhir_bp)
     app.register_blueprint(web_bp)

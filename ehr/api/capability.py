@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import Flask
 
+from ehr.api.bulk import SYSTEM_OPERATIONS, TYPE_OPERATIONS
 from ehr.api.operations import OPERATIONS
 from ehr.fhir import capability
 from ehr.fhir.resources import SERVED_TYPES
@@ -62,7 +63,7 @@ def capability_statement(app: Flask, base_url: str) -> dict[str, object]:
             ("_id", "token", "Logical id of the resource", None),
             ("_lastUpdated", "date", "When the current version was written", None),
         ] + [(p.code, p.type, _documentation(p), p.url) for p in registry().for_type(name)]
-        ops = list(dict.fromkeys((code, url) for key, (rtype, code, url) in OPERATIONS.items() if rtype in (name, "*") and key in routes))
+        ops = list(dict.fromkeys((code, url) for key, (rtype, code, url) in {**OPERATIONS, **TYPE_OPERATIONS}.items() if rtype in (name, "*") and key in routes))
         writable = name not in SERVER_WRITTEN_TYPES
         types[name] = capability.TypeCapability(
             codes, params if "search-type" in codes else [], "create" in codes, ops,
@@ -72,6 +73,8 @@ def capability_statement(app: Flask, base_url: str) -> dict[str, object]:
     system = [code for key, code in SYSTEM_ROUTES.items() if key in routes]
     if "transaction" in system:
         system.append("batch")
+    system_ops = [(code, url) for key, (code, url) in SYSTEM_OPERATIONS.items() if key in routes]
     return capability.build(
-        base_url, app.config.get("EHR_VERSION", "0.1.0"), types, system, bool(app.config.get("EHR_REFERENTIAL_INTEGRITY")), now_instant()
+        base_url, app.config.get("EHR_VERSION", "0.1.0"), types, system, bool(app.config.get("EHR_REFERENTIAL_INTEGRITY")), now_instant(),
+        system_ops,
     )

@@ -7,13 +7,15 @@ from flask.cli import AppGroup
 
 from ehr.cli.conformance import conformance
 from ehr.cli.demo import demo
+from ehr.cli.imports import import_
 from ehr.cli.index import index
 from ehr.cli.keys import keys
 
-ehr_group = AppGroup("ehr", help="EHR operator commands (demo data, keys, search index).")
+ehr_group = AppGroup("ehr", help="EHR operator commands (demo data, import, keys, search index).")
 ehr_group.add_command(demo)
 ehr_group.add_command(keys)
 ehr_group.add_command(index)
 ehr_group.add_command(conformance)
+ehr_group.add_command(import_)
 
 __all__ = ["ehr_group", "click"]

@@ -25,6 +25,7 @@ def build(
     system_interactions: list[str],
     referential_integrity: bool,
     date: str,
+    system_operations: list[tuple[str, str]] | None = None,
 ) -> dict[str, Any]:
     resources = []
     for name in sorted(types):
@@ -67,6 +68,7 @@ def build(
                 "mode": "server",
                 "resource": resources,
                 "interaction": [{"code": code} for code in system_interactions],
+                **({"operation": [{"name": c, "definition": u} for c, u in system_operations]} if system_operations else {}),
             }
         ],
     }

@@ -188,5 +188,44 @@ audit_log = Table(
     Column("detail", LargeBinary, nullable=True),
 )
 
+# Bulk Data export jobs: in the database so they survive a restart; the job key (for the files
+# waiting to be downloaded) is wrapped by the master key like a data key.
+export_jobs = Table(
+    "export_jobs",
+    metadata,
+    Column("job_id", String(36), primary_key=True),
+    Column("requester", String(128), nullable=False),
+    Column("level", String(16), nullable=False),  # system, patient or group
+    Column("group_id", String(64), nullable=True),
+    Column("types", Text, nullable=True),
+    Column("since_us", BigInteger, nullable=True),
+    Column("request_url", Text, nullable=False),
+    Column("status", String(16), nullable=False),  # queued, running, completed, failed, cancelled
+    Column("transaction_time", BigInteger, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("finished_at", BigInteger, nullable=True),
+    Column("expires_at", BigInteger, nullable=True),
+    Column("master_key_id", String(32), nullable=False),
+    Column("wrapped_key", LargeBinary, nullable=False),
+    Column("progress", Text, nullable=True),  # JSON checkpoint: finished types, current type position
+    Column("lease_owner", String(96), nullable=True),
+    Column("lease_until", BigInteger, nullable=True),
+    Column("error", Text, nullable=True),
+    Index("ix_export_jobs_status", "status"),
+)
+
+# Import progress per input file (keyed by the SHA-256 of its content): a resumed import skips
+# what an interrupted one already committed.
+import_progress = Table(
+    "import_progress",
+    metadata,
+    Column("file_key", String(64), primary_key=True),
+    Column("file_name", Text, nullable=False),
+    Column("position", Integer, nullable=False),
+    Column("total", Integer, nullable=False),
+    Column("done", Boolean, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+)
+
 INDEX_TABLES = (idx_token, idx_reference, idx_string, idx_date, idx_number)
-ALL_TABLES = (*INDEX_TABLES, write_locks, audit_log, resource_versions, resources, data_keys)
+ALL_TABLES = (*INDEX_TABLES, write_locks, audit_log, export_jobs, import_progress, resource_versions, resources, data_keys)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ehr.api.capability import CONDITIONAL_ROUTES, SYSTEM_ROUTES, TYPE_ROUTES, registered
+from ehr.api.bulk import SYSTEM_OPERATIONS, TYPE_OPERATIONS
 from ehr.api.operations import OPERATIONS
 from ehr.fhir.resources import SERVED_TYPES
 from fhir_helpers import body, created_id, patient, post
@@ -17,7 +18,8 @@ def test_statement_basics(client):
 
 def test_every_fhir_route_is_claimed(app, client):
     fhir_routes = {(rule, m) for rule, m in registered(app) if rule.startswith("/fhir") and m not in ("HEAD", "OPTIONS")}
-    known = set(TYPE_ROUTES) | set(SYSTEM_ROUTES) | set(CONDITIONAL_ROUTES) | set(OPERATIONS) | {("/fhir/metadata", "GET"), ("/fhir/<rtype>/_search", "POST")}
+    known = set(TYPE_ROUTES) | set(SYSTEM_ROUTES) | set(CONDITIONAL_ROUTES) | set(OPERATIONS) | set(SYSTEM_OPERATIONS) | set(TYPE_OPERATIONS) | {
+        ("/fhir/$export-status/<job_id>", "GET"), ("/fhir/$export-status/<job_id>", "DELETE"), ("/fhir/$export-file/<job_id>/<name>", "GET"),("/fhir/metadata", "GET"), ("/fhir/<rtype>/_search", "POST")}
     assert fhir_routes <= known, fhir_routes - known
     doc = body(client.get("/fhir/metadata"))
     claimed = {i["code"] for r in doc["rest"][0]["resource"] for i in r["interaction"]}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -31,28 +32,41 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def start_gunicorn(app_config: dict, log: Path, workers: int = 4, **extra_env: str) -> tuple[subprocess.Popen, Server]:
+    """Start gunicorn in its own process group (so a test can kill master, workers and job runner)."""
+    port = free_port()
+    env = {**os.environ, **{k: str(v) for k, v in app_config.items() if k.startswith("EHR_")}, "EHR_ENV": "development", **extra_env}
+    out = open(log, "ab")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "gunicorn.conf.py"), "--bind", f"127.0.0.1:{port}", "--workers", str(workers), "wsgi:app"],
+        cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+    )
+    out.close()
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                return proc, Server(f"http://127.0.0.1:{port}", log)
+        except httpx.HTTPError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError("gunicorn did not start:\n" + log.read_text())
+        time.sleep(0.1)
+
+
+def stop_gunicorn(proc: subprocess.Popen, kill: bool = False) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGKILL if kill else signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    proc.wait(timeout=30)
+
+
 @pytest.fixture(scope="session")
 def gunicorn(app, app_config, tmp_path_factory) -> Iterator[Server]:
-    port = free_port()
-    log = tmp_path_factory.mktemp("gunicorn") / "gunicorn.log"
-    env = {**os.environ, **{k: str(v) for k, v in app_config.items() if k.startswith("EHR_")}, "EHR_ENV": "development"}
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "gunicorn.conf.py"), "--bind", f"127.0.0.1:{port}", "--workers", "4", "wsgi:app"],
-            cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
-        )
-        try:
-            deadline = time.monotonic() + 30
-            while True:
-                try:
-                    if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("gunicorn did not start:\n" + log.read_text())
-                time.sleep(0.1)
-            yield Server(f"http://127.0.0.1:{port}", log)
-        finally:
-            proc.terminate()
-            proc.wait(timeout=30)
+    # No job runner here: in-process export tests run jobs themselves.
+    proc, server = start_gunicorn(app_config, tmp_path_factory.mktemp("gunicorn") / "gunicorn.log", EHR_JOB_RUNNER="0")
+    try:
+        yield server
+    finally:
+        stop_gunicorn(proc)
