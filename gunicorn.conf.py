@@ -5,7 +5,9 @@ import os
 
 bind = os.environ.get("EHR_BIND", "127.0.0.1:8000")
 workers = int(os.environ.get("EHR_WORKERS", str(multiprocessing.cpu_count() * 2 + 1)))
-worker_class = "sync"
+worker_class = os.environ.get("EHR_WORKER_CLASS", "sync")
+threads = int(os.environ.get("EHR_THREADS", "1"))
+keepalive = 5
 timeout = 60
 graceful_timeout = 30
 # Access log: method, path WITHOUT the query string (%(U)s), status, size, duration in ms.

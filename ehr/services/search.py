@@ -223,6 +223,8 @@ class _Resolver:
             target_type = modifier
         if target_type and p.targets and target_type not in p.targets:
             raise bad_request(f"{p.code} cannot refer to that resource type", p.code)
+        if target_type is None and len(p.targets) == 1:
+            target_type = p.targets[0]  # lets the target index (type, id, param) drive the query
         return s.RefMatch(p.code, target_type, target_id)
 
     def chain(self, rtype: str, p: SearchParam, c: q.Clause) -> s.Criterion:

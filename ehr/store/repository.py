@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterable, Sequence
 
-from sqlalchemy import and_, func, insert, select, tuple_, update
+from sqlalchemy import and_, bindparam, func, insert, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
@@ -85,33 +85,50 @@ _READ_COLUMNS = (
 )
 
 
-def current(uow: UnitOfWork, rtype: str, rid: str, for_update: bool = False) -> Current | None:
-    stmt = select(r.c.version_id, r.c.deleted, r.c.compartment, r.c.last_updated).where(
-        r.c.resource_type == rtype, r.c.logical_id == rid
+# Hot statements are built once with bind parameters: building SQLAlchemy expressions per request
+# cost more than running them (measured: ~200 us of a 475 us single-resource read on SQLite).
+_T, _I, _V, _KEYS = bindparam("t"), bindparam("i"), bindparam("v"), bindparam("keys", expanding=True)
+_NEWEST = (
+    select(func.max(rv.c.version_id))
+    .where(rv.c.resource_type == r.c.resource_type, rv.c.logical_id == r.c.logical_id)
+    .correlate(r)
+    .scalar_subquery()
+)
+_CURRENT = select(r.c.version_id, r.c.deleted, r.c.compartment, r.c.last_updated).where(r.c.resource_type == _T, r.c.logical_id == _I)
+_CURRENT_FOR_UPDATE = _CURRENT.with_for_update()
+_READ_CURRENT = (
+    select(r.c.version_id.label("pointer"), r.c.deleted, r.c.compartment, _NEWEST.label("newest"), *_READ_COLUMNS)
+    .select_from(
+        r.join(rv, and_(rv.c.resource_type == r.c.resource_type, rv.c.logical_id == r.c.logical_id, rv.c.version_id == r.c.version_id), isouter=True).join(
+            k, k.c.key_id == rv.c.key_id, isouter=True
+        )
     )
-    if for_update and uow.conn.dialect.name == "postgresql":
-        stmt = stmt.with_for_update()
-    row = uow.execute(stmt).first()
+    .where(r.c.resource_type == _T, r.c.logical_id == _I)
+)
+_READ_VERSION = (
+    select(*_READ_COLUMNS)
+    .select_from(rv.join(k, k.c.key_id == rv.c.key_id, isouter=True))
+    .where(rv.c.resource_type == _T, rv.c.logical_id == _I, rv.c.version_id == _V)
+)
+_READ_MANY = (
+    select(r.c.resource_type, r.c.logical_id, r.c.version_id.label("pointer"), r.c.compartment, _NEWEST.label("newest"), *_READ_COLUMNS)
+    .select_from(
+        r.join(rv, and_(rv.c.resource_type == r.c.resource_type, rv.c.logical_id == r.c.logical_id, rv.c.version_id == r.c.version_id)).join(
+            k, k.c.key_id == rv.c.key_id
+        )
+    )
+    .where(tuple_(r.c.resource_type, r.c.logical_id).in_(_KEYS), r.c.deleted.is_(False))
+)
+
+
+def current(uow: UnitOfWork, rtype: str, rid: str, for_update: bool = False) -> Current | None:
+    stmt = _CURRENT_FOR_UPDATE if for_update and uow.conn.dialect.name == "postgresql" else _CURRENT
+    row = uow.execute(stmt, {"t": rtype, "i": rid}).first()
     return Current(row.version_id, bool(row.deleted), row.compartment, row.last_updated) if row else None
 
 
 def read_current(uow: UnitOfWork, keys: DataKeyStore, rtype: str, rid: str) -> StoredVersion | None:
-    newest = (
-        select(func.max(rv.c.version_id))
-        .where(rv.c.resource_type == r.c.resource_type, rv.c.logical_id == r.c.logical_id)
-        .correlate(r)
-        .scalar_subquery()
-    )
-    stmt = (
-        select(r.c.version_id.label("pointer"), r.c.deleted, r.c.compartment, newest.label("newest"), *_READ_COLUMNS)
-        .select_from(
-            r.join(rv, and_(rv.c.resource_type == r.c.resource_type, rv.c.logical_id == r.c.logical_id, rv.c.version_id == r.c.version_id), isouter=True).join(
-                k, k.c.key_id == rv.c.key_id, isouter=True
-            )
-        )
-        .where(r.c.resource_type == rtype, r.c.logical_id == rid)
-    )
-    row = uow.execute(stmt).first()
+    row = uow.execute(_READ_CURRENT, {"t": rtype, "i": rid}).first()
     if row is None:
         return None
     if row.version_id is None or row.newest != row.pointer:
@@ -124,12 +141,7 @@ def read_current(uow: UnitOfWork, keys: DataKeyStore, rtype: str, rid: str) -> S
 
 
 def read_version(uow: UnitOfWork, keys: DataKeyStore, rtype: str, rid: str, vid: int) -> StoredVersion | None:
-    stmt = (
-        select(*_READ_COLUMNS)
-        .select_from(rv.join(k, k.c.key_id == rv.c.key_id, isouter=True))
-        .where(rv.c.resource_type == rtype, rv.c.logical_id == rid, rv.c.version_id == vid)
-    )
-    row = uow.execute(stmt).first()
+    row = uow.execute(_READ_VERSION, {"t": rtype, "i": rid, "v": vid}).first()
     if row is None:
         return None
     body = _decrypt(keys, uow, rtype, rid, vid, row.blob, row.key_id, row.key_compartment, row.master_key_id, row.wrapped)
@@ -257,26 +269,11 @@ def read_many(uow: UnitOfWork, keys: DataKeyStore, wanted: Sequence[tuple[str, s
     Each row passes the same checks as `read_current`: pointer equals newest version, key
     compartment equals resource compartment, ciphertext authenticates.
     """
-    newest = (
-        select(func.max(rv.c.version_id))
-        .where(rv.c.resource_type == r.c.resource_type, rv.c.logical_id == r.c.logical_id)
-        .correlate(r)
-        .scalar_subquery()
-    )
     out: dict[tuple[str, str], StoredVersion] = {}
     unique = list(dict.fromkeys(wanted))
     for start in range(0, len(unique), 500):
-        chunk = unique[start : start + 500]
-        stmt = (
-            select(r.c.resource_type, r.c.logical_id, r.c.version_id.label("pointer"), r.c.compartment, newest.label("newest"), *_READ_COLUMNS)
-            .select_from(
-                r.join(rv, and_(rv.c.resource_type == r.c.resource_type, rv.c.logical_id == r.c.logical_id, rv.c.version_id == r.c.version_id)).join(
-                    k, k.c.key_id == rv.c.key_id
-                )
-            )
-            .where(tuple_(r.c.resource_type, r.c.logical_id).in_(chunk), r.c.deleted.is_(False))
-        )
-        for row in uow.execute(stmt):
+        stmt_params = {"keys": unique[start : start + 500]}
+        for row in uow.execute(_READ_MANY, stmt_params):
             if row.wrapped is None:
                 continue  # crypto-shredded
             if row.newest != row.pointer or row.key_compartment != (row.compartment or SHARED_COMPARTMENT):

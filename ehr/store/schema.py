@@ -90,7 +90,7 @@ idx_token = Table(
     Column("hash", LargeBinary(16), nullable=True),
     Index("ix_idx_token_hash", "resource_type", "param", "hash"),
     Index("ix_idx_token_code", "resource_type", "param", "code", "system"),
-    Index("ix_idx_token_rid", "resource_type", "logical_id"),
+    Index("ix_idx_token_rid", "resource_type", "logical_id", "param"),
 )
 
 # Every reference of a current resource version to a resource on this server. param "_ref" rows
@@ -106,7 +106,7 @@ idx_reference = Table(
     Column("target_type", String(64), nullable=False),
     Column("target_id", String(64), nullable=False),
     Index("ix_idx_reference_target", "target_type", "target_id", "param", "resource_type"),
-    Index("ix_idx_reference_rid", "resource_type", "logical_id"),
+    Index("ix_idx_reference_rid", "resource_type", "logical_id", "param"),
 )
 
 # String search index: keyed blind-index tokens only. kind "p" = a prefix of the folded value
@@ -123,7 +123,7 @@ idx_string = Table(
     Column("kind", String(1), nullable=False),
     Column("hash", LargeBinary(16), nullable=False),
     Index("ix_idx_string_hash", "resource_type", "param", "kind", "hash"),
-    Index("ix_idx_string_rid", "resource_type", "logical_id"),
+    Index("ix_idx_string_rid", "resource_type", "logical_id", "param"),
 )
 
 # Clinical dates as half-open ranges [low, high) in microseconds since the epoch (UTC). Birth dates
@@ -141,7 +141,7 @@ idx_date = Table(
     Index("ix_idx_date_low", "resource_type", "param", "low"),
     Index("ix_idx_date_high", "resource_type", "param", "high"),
     Index("ix_idx_date_compartment", "compartment", "resource_type", "param", "low"),
-    Index("ix_idx_date_rid", "resource_type", "logical_id"),
+    Index("ix_idx_date_rid", "resource_type", "logical_id", "param"),
 )
 
 # Numbers and quantities (value with its system, code and unit for quantities).
@@ -158,7 +158,7 @@ idx_number = Table(
     Column("code", Text, nullable=True),
     Column("unit", Text, nullable=True),
     Index("ix_idx_number_value", "resource_type", "param", "value"),
-    Index("ix_idx_number_rid", "resource_type", "logical_id"),
+    Index("ix_idx_number_rid", "resource_type", "logical_id", "param"),
 )
 
 # Rows used only as locks: an upsert on a key serialises writers that test the same condition

@@ -116,36 +116,48 @@ TABLES = {"token": idx_token, "string": idx_string, "date": idx_date, "number": 
 
 
 def _range_predicate(prefix: str, low: ColumnElement[Any], high: ColumnElement[Any], s_low: int, s_high: int) -> ColumnElement[bool]:
-    contained = and_(low >= s_low, high <= s_high)
-    return {
-        "eq": contained,
-        "ne": not_(contained),
-        "gt": high > s_high,
-        "lt": low < s_low,
-        "ge": or_(high > s_high, contained),
-        "le": or_(low < s_low, contained),
-        "sa": low >= s_high,
-        "eb": high <= s_low,
-        "ap": and_(low < s_high, high > s_low),
-    }[prefix]
+    """R4 date prefixes on half-open ranges; only the asked-for expression is built."""
+    if prefix in ("eq", "ne", "ge", "le"):
+        contained = and_(low >= s_low, high <= s_high)
+        if prefix == "eq":
+            return contained
+        if prefix == "ne":
+            return not_(contained)
+        return or_(high > s_high, contained) if prefix == "ge" else or_(low < s_low, contained)
+    if prefix == "gt":
+        return high > s_high
+    if prefix == "lt":
+        return low < s_low
+    if prefix == "sa":
+        return low >= s_high
+    if prefix == "eb":
+        return high <= s_low
+    return and_(low < s_high, high > s_low)  # ap, on the widened range
 
 
 def _number_predicate(m: NumberMatch, col: ColumnElement[Any]) -> ColumnElement[bool]:
-    return {
-        "eq": and_(col >= m.low, col < m.high),
-        "ne": or_(col < m.low, col >= m.high),
-        "gt": col > m.value,
-        "lt": col < m.value,
-        "ge": col >= m.value,
-        "le": col <= m.value,
-        "sa": col > m.value,
-        "eb": col < m.value,
-        "ap": and_(col >= min(m.value * 0.9, m.value * 1.1), col <= max(m.value * 0.9, m.value * 1.1)),
-    }[m.prefix]
+    if m.prefix == "eq":
+        return and_(col >= m.low, col < m.high)
+    if m.prefix == "ne":
+        return or_(col < m.low, col >= m.high)
+    if m.prefix in ("gt", "sa"):
+        return col > m.value
+    if m.prefix in ("lt", "eb"):
+        return col < m.value
+    if m.prefix == "ge":
+        return col >= m.value
+    if m.prefix == "le":
+        return col <= m.value
+    return and_(col >= min(m.value * 0.9, m.value * 1.1), col <= max(m.value * 0.9, m.value * 1.1))
 
 
-def _row_condition(table: Any, m: Match) -> ColumnElement[bool]:
-    """The condition one index row must meet for this alternative (param included)."""
+def _row_condition(table: Any, m: Match, probe: bool = False) -> ColumnElement[bool]:
+    """The condition one index row must meet for this alternative (param included).
+
+    `probe`: the row is looked up by (resource_type, logical_id, param); range columns are then
+    written `col + 0` so the planner does not prefer a range index (SQLite's OR optimisation would
+    otherwise scan the whole date index once per candidate).
+    """
     c = table.c
     if isinstance(m, TokenMatch):
         parts = [c.param == m.param]
@@ -161,9 +173,10 @@ def _row_condition(table: Any, m: Match) -> ColumnElement[bool]:
     if isinstance(m, StringMatch):
         return and_(c.param == m.param, c.kind == m.kind, c.hash == m.hash)
     if isinstance(m, DateMatch):
-        return and_(c.param == m.param, _range_predicate(m.prefix, c.low, c.high, m.low, m.high))
+        low, high = (c.low + 0, c.high + 0) if probe else (c.low, c.high)
+        return and_(c.param == m.param, _range_predicate(m.prefix, low, high, m.low, m.high))
     if isinstance(m, NumberMatch):
-        parts = [c.param == m.param, _number_predicate(m, c.value)]
+        parts = [c.param == m.param, _number_predicate(m, c.value + 0 if probe else c.value)]
         if m.system:
             parts.append(c.system == m.system)
         if m.code:
@@ -221,11 +234,40 @@ def _criterion(r: Any, criterion: Criterion) -> ColumnElement[bool]:
     for table, matches in by_table.items():
         t = table.alias()
         exists = select(literal(1)).where(
-            t.c.resource_type == r.c.resource_type, t.c.logical_id == r.c.logical_id, or_(*[_row_condition(t, m) for m in matches])
+            t.c.resource_type == r.c.resource_type, t.c.logical_id == r.c.logical_id, or_(*[_row_condition(t, m, probe=True) for m in matches])
         )
         exprs.append(exists.exists())
     combined = or_(*exprs) if len(exprs) > 1 else exprs[0] if exprs else false()
     return not_(combined) if criterion.negate else combined
+
+
+# How well a kind of match narrows the result: the best one drives the query as an uncorrelated
+# `logical_id IN (...)` over its index; the others are probed per candidate with EXISTS on the
+# (resource_type, logical_id, param) index.
+def _rank(m: Match) -> int:
+    if isinstance(m, TokenMatch):
+        return 1 if m.hash is not None else 3
+    if isinstance(m, StringMatch):
+        return 1
+    if isinstance(m, RefMatch):
+        return 2 if (m.target_id or m.chain is not None) else 6
+    if isinstance(m, NumberMatch):
+        return 4
+    if isinstance(m, DateMatch):
+        return 5
+    return 99
+
+
+def _driver(criteria: list[Criterion]) -> int | None:
+    best, best_rank = None, 99
+    for i, criterion in enumerate(criteria):
+        tables = {_table_of(m) for m in criterion.alternatives}
+        if criterion.negate or len(tables) != 1 or None in tables:
+            continue
+        rank = max(_rank(m) for m in criterion.alternatives)
+        if rank < best_rank:
+            best, best_rank = i, rank
+    return best
 
 
 def _base(plan: Plan) -> tuple[Any, Select[Any]]:
@@ -233,8 +275,16 @@ def _base(plan: Plan) -> tuple[Any, Select[Any]]:
     stmt = select(r.c.logical_id).where(r.c.resource_type == plan.resource_type, r.c.deleted.is_(False))
     if plan.never:
         stmt = stmt.where(false())
-    for criterion in plan.criteria:
-        stmt = stmt.where(_criterion(r, criterion))
+    driver = _driver(plan.criteria)
+    for i, criterion in enumerate(plan.criteria):
+        if i == driver:
+            table = _table_of(criterion.alternatives[0]).alias()
+            ids = select(table.c.logical_id).where(
+                table.c.resource_type == plan.resource_type, or_(*[_row_condition(table, m) for m in criterion.alternatives])
+            )
+            stmt = stmt.where(r.c.logical_id.in_(ids))
+        else:
+            stmt = stmt.where(_criterion(r, criterion))
     return r, stmt
 
 
