@@ -83,15 +83,20 @@ def register_store(app: Flask) -> None:
         retention_years=int(app.config["EHR_RETENTION_YEARS"]),
         base_urls=(base,) if base else (),
         systems=IdentifierSystems(app.config["EHR_IDENTIFIER_BASE"]),
+        audit_key=secrets.audit_key,
     )
 
 
 def register_blueprints(app: Flask) -> None:
+    from ehr.api.audit import bp as audit_bp
     from ehr.api.bulk import bp as bulk_bp
     from ehr.api.operations import bp as operations_bp
     from ehr.api.routes import bp as fhir_bp
+    from ehr.auth import bp as auth_bp
     from ehr.web import bp as web_bp
 
+    app.register_blueprint(auth_bp)
+    app.register_blueprint(audit_bp)
     app.register_blueprint(bulk_bp)
     app.register_blueprint(operations_bp)
     app.register_blueprint(fhir_bp)
@@ -99,9 +104,10 @@ def register_blueprints(app: Flask) -> None:
 
 
 def register_errorhandlers(app: Flask) -> None:
-    from ehr.api import errors
+    from ehr.api import access, errors
 
     errors.register(app)
+    access.install(app)
 
 
 def register_commands(app: Flask) -> None:

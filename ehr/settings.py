@@ -31,6 +31,7 @@ class Secrets:
     master: MasterKeyProvider
     blind_index_key: bytes
     secret_key: bytes
+    audit_key: bytes
     development: bool  # True when any of them is a development key
 
 
@@ -105,6 +106,14 @@ def load_secrets(config: Mapping[str, Any], instance_path: Path) -> Secrets:
     except KeyConfigError as exc:
         raise ConfigError(str(exc)) from None
 
+    audit_text, audit_dev = _secret(config, "EHR_AUDIT_KEY", dev_default / "audit.key" if dev_default else None)
+    if audit_text is None:
+        raise ConfigError("no audit-chain key: set EHR_AUDIT_KEY (base64 of 32 bytes) or EHR_AUDIT_KEY_FILE")
+    try:
+        audit_key = decode_key(audit_text, "EHR_AUDIT_KEY")
+    except KeyConfigError as exc:
+        raise ConfigError(str(exc)) from None
+
     secret_text, secret_dev = _secret(config, "EHR_SECRET_KEY", dev_default / "secret.key" if dev_default else None)
     if secret_text is None:
         raise ConfigError("no session secret: set EHR_SECRET_KEY (32 or more random bytes) or EHR_SECRET_KEY_FILE")
@@ -116,18 +125,20 @@ def load_secrets(config: Mapping[str, Any], instance_path: Path) -> Secrets:
     fingerprints = [hashlib.sha256(k).digest() for k in master_keys]
     if hashlib.sha256(blind_key).digest() in fingerprints:
         raise ConfigError("EHR_BLIND_INDEX_KEY must differ from the master key (one key per purpose)")
+    if audit_key == blind_key or hashlib.sha256(audit_key).digest() in fingerprints:
+        raise ConfigError("EHR_AUDIT_KEY must differ from the master and blind-index keys (one key per purpose)")
     try:
         secret_raw = base64.b64decode(secret_text, validate=True)
     except (binascii.Error, ValueError):
         secret_raw = b""
     for candidate in (secret_key, secret_raw):
-        if candidate and (candidate == blind_key or hashlib.sha256(candidate).digest() in fingerprints):
+        if candidate and (candidate in (blind_key, audit_key) or hashlib.sha256(candidate).digest() in fingerprints):
             raise ConfigError("EHR_SECRET_KEY must differ from the master and blind-index keys (one key per purpose)")
 
-    development = master_dev or blind_dev or secret_dev
+    development = master_dev or blind_dev or secret_dev or audit_dev
     if production and development:
         raise ConfigError("EHR_ENV=production refuses development keys: generate production keys (see README)")
-    return Secrets(master=master, blind_index_key=blind_key, secret_key=secret_key, development=development)
+    return Secrets(master=master, blind_index_key=blind_key, secret_key=secret_key, audit_key=audit_key, development=development)
 
 
 def load_config(environ: Mapping[str, str], test_config: Mapping[str, Any] | None, instance_path: Path) -> dict[str, Any]:
@@ -149,4 +160,10 @@ def load_config(environ: Mapping[str, str], test_config: Mapping[str, Any] | Non
     config["EHR_REFERENTIAL_INTEGRITY"] = _env_bool(config.get("EHR_REFERENTIAL_INTEGRITY"), True)
     config.setdefault("EHR_BASE_URL", "")
     config["EHR_IDENTIFIER_BASE"] = config.get("EHR_IDENTIFIER_BASE") or DEFAULT_IDENTIFIER_BASE
+    auth = config.get("EHR_API_AUTH") or ("required" if env == "production" else "open")
+    if auth not in ("required", "open"):
+        raise ConfigError("EHR_API_AUTH must be 'required' or 'open'")
+    if auth == "open" and env == "production":
+        raise ConfigError("EHR_API_AUTH=open (no authentication) is refused in production")
+    config["EHR_API_AUTH"] = auth
     return config

@@ -20,6 +20,7 @@ from sqlalchemy import text
 
 from ehr import create_app
 from ehr.crypto.keyring import new_keyring, write_keyfile
+from ehr.store import guards
 from ehr.store.runtime import Store
 from ehr.store.schema import ALL_TABLES
 
@@ -41,6 +42,8 @@ def make_config(instance: Path, **overrides: Any) -> dict[str, Any]:
         "EHR_MASTER_KEY_FILE": str(key_file),
         "EHR_BLIND_INDEX_KEY": base64.b64encode(secrets.token_bytes(32)).decode(),
         "EHR_SECRET_KEY": secrets.token_urlsafe(48),
+        "EHR_AUDIT_KEY": base64.b64encode(secrets.token_bytes(32)).decode(),
+        "EHR_API_AUTH": "open",  # access control has its own tests, with authentication required
     }
     config.update(overrides)
     return config
@@ -78,10 +81,15 @@ def empty_tables(app: Flask) -> None:
     engine = app.extensions["ehr.store"].engine
     with engine.begin() as conn:
         if engine.dialect.name == "postgresql":
+            # TRUNCATE does not fire the row triggers that keep audit rows append-only.
             conn.execute(text("TRUNCATE " + ", ".join(t.name for t in ALL_TABLES) + " RESTART IDENTITY CASCADE"))
         else:
+            for statement in guards.statements("sqlite", create=False):
+                conn.execute(text(statement))
             for table in ALL_TABLES:
                 conn.execute(table.delete())
+            for statement in guards.statements("sqlite", create=True):
+                conn.execute(text(statement))
 
 
 @pytest.fixture
@@ -92,3 +100,9 @@ def client(app: Flask) -> FlaskClient:
 @pytest.fixture
 def store(app: Flask) -> Store:
     return app.extensions["ehr.store"]  # type: ignore[no-any-return]
+
+
+@pytest.fixture(scope="session")
+def secured(app: Flask, app_config: dict[str, Any]) -> Flask:
+    """The same database and keys, with authentication required (the production setting)."""
+    return create_app({**app_config, "EHR_API_AUTH": "required"})

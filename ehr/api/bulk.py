@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, current_app, g, request, stream_with_context
 
-from ehr.api import http
+from ehr.api import access, http
 from ehr.fhir import jsonio
 from ehr.fhir.outcomes import FhirError, Issue, bad_request, operation_outcome
 from ehr.services import export
@@ -12,6 +12,7 @@ from ehr.services.context import AccessContext
 from ehr.store.runtime import Store
 
 bp = Blueprint("fhir_bulk", __name__, url_prefix="/fhir")
+bp.before_request(access.require_context)
 
 SYSTEM_OPERATIONS = {("/fhir/$export", "GET"): ("export", "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/export")}
 TYPE_OPERATIONS = {
@@ -29,7 +30,7 @@ def _settings() -> export.ExportSettings:
 
 
 def _ctx() -> AccessContext:
-    return AccessContext.open_api(request_id=g.get("request_id"))
+    return access.request_context()
 
 
 def _kick_off(level: str, group_id: str | None) -> Response:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import Flask
 
+from ehr.api import audit
 from ehr.api.bulk import SYSTEM_OPERATIONS, TYPE_OPERATIONS
 from ehr.api.operations import OPERATIONS
 from ehr.fhir import capability
@@ -53,7 +54,7 @@ def _documentation(p) -> str:  # type: ignore[no-untyped-def]
     return " ".join(x for x in parts if x)
 
 
-def capability_statement(app: Flask, base_url: str) -> dict[str, object]:
+def capability_statement(app: Flask, base_url: str, token_url: str | None = None) -> dict[str, object]:
     interactions = type_interactions(app)
     routes = registered(app)
     types = {}
@@ -65,6 +66,11 @@ def capability_statement(app: Flask, base_url: str) -> dict[str, object]:
         ] + [(p.code, p.type, _documentation(p), p.url) for p in registry().for_type(name)]
         ops = list(dict.fromkeys((code, url) for key, (rtype, code, url) in {**OPERATIONS, **TYPE_OPERATIONS}.items() if rtype in (name, "*") and key in routes))
         writable = name not in SERVER_WRITTEN_TYPES
+        if name == "AuditEvent" and ("/fhir/AuditEvent", "GET") in routes:
+            # Served from the audit trail, not the resource store: read and search only.
+            params = [(n, t, d, None) for n, t, d in audit.SEARCH_PARAMS]
+            types[name] = capability.TypeCapability(["read", "search-type"], params)
+            continue
         types[name] = capability.TypeCapability(
             codes, params if "search-type" in codes else [], "create" in codes, ops,
             conditional_update=writable and ("/fhir/<rtype>", "PUT") in routes,
@@ -76,5 +82,5 @@ def capability_statement(app: Flask, base_url: str) -> dict[str, object]:
     system_ops = [(code, url) for key, (code, url) in SYSTEM_OPERATIONS.items() if key in routes]
     return capability.build(
         base_url, app.config.get("EHR_VERSION", "0.1.0"), types, system, bool(app.config.get("EHR_REFERENTIAL_INTEGRITY")), now_instant(),
-        system_ops,
+        system_ops, token_url if ("/fhir/.well-known/smart-configuration", "GET") in routes else None,
     )

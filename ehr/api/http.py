@@ -101,6 +101,11 @@ def base_url() -> str:
     return configured.rstrip("/") if configured else request.host_url.rstrip("/") + "/fhir"
 
 
+def token_url() -> str:
+    """The OAuth token endpoint's URL: what a client assertion must name as its audience."""
+    return base_url().rsplit("/fhir", 1)[0] + "/auth/token"
+
+
 def respond(body: bytes | None, status: int = 200, headers: dict[str, str] | None = None, mimetype: str | None = None) -> Response:
     response = Response(body or b"", status=status, headers=headers or {})
     if body is not None:

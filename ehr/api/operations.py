@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, current_app, g, request
 
-from ehr.api import http
+from ehr.api import access, http
 from ehr.fhir import bundles, jsonio, parameters
 from ehr.fhir.outcomes import Issue, bad_request, operation_outcome
 from ehr.services import everything as everything_svc
@@ -15,6 +15,7 @@ from ehr.services.context import AccessContext
 from ehr.store.runtime import Store
 
 bp = Blueprint("fhir_operations", __name__, url_prefix="/fhir")
+bp.before_request(access.require_context)
 
 # (route, method) -> (resource type, operation code, definition canonical URL)
 OPERATIONS = {
@@ -34,7 +35,7 @@ def _store() -> Store:
 
 
 def _ctx() -> AccessContext:
-    return AccessContext.open_api(request_id=g.get("request_id"))
+    return access.request_context()
 
 
 @bp.post("/Patient/$match")

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, current_app, g, request
 
-from ehr.api import http
+from ehr.api import access, http
 from ehr.api.capability import capability_statement
 from ehr.fhir import bundles, jsonio
 from ehr.fhir import query as query_syntax
 from ehr.fhir.outcomes import bad_request, information, not_supported, operation_outcome
 from ehr.services import bundles as bundle_svc
+from ehr.services import clients
 from ehr.services import resources as svc
 from ehr.services.common import format_instant, now_instant
 from ehr.services import search as search_svc
@@ -18,6 +19,7 @@ from ehr.store.repository import StoredVersion
 from ehr.store.runtime import Store
 
 bp = Blueprint("fhir", __name__, url_prefix="/fhir")
+bp.before_request(access.require_context)
 
 
 def _store() -> Store:
@@ -25,7 +27,7 @@ def _store() -> Store:
 
 
 def _ctx() -> AccessContext:
-    return AccessContext.open_api(request_id=g.get("request_id"))
+    return access.request_context()
 
 
 def _location(version: StoredVersion) -> str:
@@ -43,7 +45,26 @@ def _negotiate() -> None:
 
 @bp.get("/metadata")
 def metadata() -> Response:
-    return http.respond_json(capability_statement(current_app, http.base_url()))
+    return http.respond_json(capability_statement(current_app, http.base_url(), http.token_url()))
+
+
+@bp.get("/.well-known/smart-configuration")
+def smart_configuration() -> Response:
+    """SMART App Launch 2.x discovery, for Backend Services (client credentials) only."""
+    doc = {
+        "issuer": http.base_url(),
+        "token_endpoint": http.token_url(),
+        "token_endpoint_auth_methods_supported": ["private_key_jwt"],
+        "token_endpoint_auth_signing_alg_values_supported": list(clients.ALGORITHMS),
+        "grant_types_supported": ["client_credentials"],
+        "scopes_supported": ["system/*.rs", "system/*.cruds", "system/Patient.rs", "system/Observation.rs", "system/Consent.rs"],
+        "response_types_supported": [],
+        "capabilities": ["client-confidential-asymmetric", "permission-v2", "permission-v1"],
+        "code_challenge_methods_supported": [],
+    }
+    response = http.respond(jsonio.dumps(doc), 200, mimetype="application/json")
+    response.headers["Cache-Control"] = "max-age=3600"
+    return response
 
 
 @bp.post("/<rtype>")

@@ -5,6 +5,8 @@ from __future__ import annotations
 import click
 from flask.cli import AppGroup
 
+from ehr.cli.audit import audit
+from ehr.cli.access import care_group, client, facility, token
 from ehr.cli.conformance import conformance
 from ehr.cli.demo import demo
 from ehr.cli.imports import import_
@@ -17,5 +19,8 @@ ehr_group.add_command(keys)
 ehr_group.add_command(index)
 ehr_group.add_command(conformance)
 ehr_group.add_command(import_)
+for _command in (facility, client, token, care_group):
+    ehr_group.add_command(_command)
+ehr_group.add_command(audit)
 
 __all__ = ["ehr_group", "click"]

@@ -31,7 +31,7 @@ def ensure_dev_keys(instance: Path) -> list[Path]:
     if not master.exists():
         write_keyfile(master, new_keyring(development=True))
         created.append(master)
-    for name in ("blind-index.key", "secret.key"):
+    for name in ("blind-index.key", "secret.key", "audit.key"):
         path = instance / name
         if not path.exists():
             write_secret_file(path, base64.b64encode(secrets.token_bytes(32)).decode(), development=True)

@@ -26,6 +26,7 @@ def build(
     referential_integrity: bool,
     date: str,
     system_operations: list[tuple[str, str]] | None = None,
+    token_url: str | None = None,
 ) -> dict[str, Any]:
     resources = []
     for name in sorted(types):
@@ -66,9 +67,26 @@ def build(
         "rest": [
             {
                 "mode": "server",
+                **({"security": _security(token_url)} if token_url else {}),
                 "resource": resources,
                 "interaction": [{"code": code} for code in system_interactions],
                 **({"operation": [{"name": c, "definition": u} for c, u in system_operations]} if system_operations else {}),
             }
         ],
+    }
+
+
+def _security(token_url: str) -> dict[str, Any]:
+    return {
+        "cors": False,
+        "service": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/restful-security-service", "code": "SMART-on-FHIR"}]}],
+        "extension": [{
+            "url": "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris",
+            "extension": [{"url": "token", "valueUri": token_url}],
+        }],
+        "description": (
+            "SMART Backend Services: client credentials with a private_key_jwt assertion (RS384/ES384); bearer tokens of "
+            "at most 300 s; SMART v2 system scopes enforced per interaction. Clients read what their organization wrote, "
+            "and other data only with the patient's active Consent; another patient's resources answer 404."
+        ),
     }

@@ -1,6 +1,7 @@
 """The job runner: claims Bulk Data export jobs from the database and runs them; deletes expired
-exports. Started by the gunicorn master (gunicorn.conf.py) and stops when its parent goes away, so
-a killed server never leaves an orphan behind; any runner resumes what a dead one left."""
+exports; seals the audit chain every second and checkpoints its head every minute. Started by the
+gunicorn master (gunicorn.conf.py) and stops when its parent goes away, so a killed server never
+leaves an orphan behind; any runner resumes what a dead one left."""
 
 from __future__ import annotations
 
@@ -9,9 +10,11 @@ import os
 import signal
 import sys
 import time
+from pathlib import Path
 
 from ehr import create_app
 from ehr.services import export
+from ehr.store import audit
 
 log = logging.getLogger("ehr.jobs")
 
@@ -20,6 +23,11 @@ def main() -> int:
     app = create_app()
     store = app.extensions["ehr.store"]
     settings = app.extensions["ehr.export"]
+    audit_key = app.extensions["ehr.secrets"].audit_key
+    checkpoints = Path(app.config.get("EHR_AUDIT_CHECKPOINT_FILE") or Path(app.instance_path) / "audit-checkpoints.log")
+    seal_every = float(os.environ.get("EHR_AUDIT_SEAL_SECONDS", "1"))
+    checkpoint_every = float(os.environ.get("EHR_AUDIT_CHECKPOINT_SECONDS", "60"))
+    anchor = None  # the chain head this runner sealed last: the chain must still hold it
     parent = os.getppid()
     stopping = False
 
@@ -29,7 +37,7 @@ def main() -> int:
 
     signal.signal(signal.SIGTERM, stop)
     log.info("job runner started (parent %s)", parent)
-    last_cleanup = 0.0
+    last_cleanup = last_seal = last_checkpoint = 0.0
     while not stopping and os.getppid() == parent:
         try:
             worked = export.run_pending(store, settings)
@@ -39,6 +47,16 @@ def main() -> int:
         except Exception:  # noqa: BLE001 - a database hiccup must not end the runner
             log.exception("job runner iteration failed")
             worked = False
+        if time.monotonic() - last_seal >= seal_every:
+            last_seal = time.monotonic()
+            try:
+                if audit.seal(store.engine, audit_key, anchor=anchor or audit.last_checkpoint(checkpoints)):
+                    anchor = audit.sealed_head(store.engine)
+                if time.monotonic() - last_checkpoint >= checkpoint_every:
+                    audit.checkpoint(store.engine, checkpoints)  # writes only when the head moved
+                    last_checkpoint = time.monotonic()
+            except Exception:  # noqa: BLE001 - logged every round until an operator looks
+                log.exception("audit sealing failed")
         if not worked:
             time.sleep(float(os.environ.get("EHR_JOB_POLL_SECONDS", "1")))
     return 0

@@ -26,7 +26,7 @@ from ehr.fhir import jsonio
 from ehr.fhir import references as refs
 from ehr.fhir.outcomes import FhirError, Issue, bad_request, not_found, operation_outcome, precondition_failed
 from ehr.fhir.resources import is_valid_id
-from ehr.services import matching, resources, search
+from ehr.services import matching, policy, resources, search
 from ehr.services.common import check_type, format_instant
 from ehr.services.context import AccessContext
 from ehr.services.resources import Deferred, Deleted, Prepared, Written
@@ -227,7 +227,7 @@ def transaction(store: Store, ctx: AccessContext, bundle: dict[str, Any], repres
         except FhirError as exc:
             raise _at(e.index, exc) from None
     mapping: dict[str, str] = {}
-    with store.writing() as uow:
+    with store.writing(policy.gate(ctx)) as uow:
         deferred = Deferred()
         # 1. Conditional entries first: they decide which ids the fullUrls stand for.
         for e in entries:

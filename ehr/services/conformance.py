@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from ehr.store.access import INTERNAL
 from ehr.fhir import jsonio
 from ehr.identity.systems import DEFAULT_BASE
 from ehr.services import resources
@@ -45,7 +46,7 @@ def sync(store: Store) -> tuple[int, int]:
     ctx = AccessContext.server()
     written = unchanged = 0
     for resource in artifacts(store):
-        with store.reading() as uow:
+        with store.reading(INTERNAL) as uow:
             current = repository.read_current(uow, store.keys, resource["resourceType"], resource["id"])
         if current is not None and not current.deleted and current.body is not None and _same(current.body, resource):
             unchanged += 1

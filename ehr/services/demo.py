@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
+from ehr.store.access import INTERNAL
 from ehr.services import bundles, resources
 from ehr.services.context import AccessContext
 from ehr.store import index
@@ -19,7 +20,7 @@ class DemoReport:
 
 
 def has_patients(store: Store) -> bool:
-    with store.reading() as uow:
+    with store.reading(INTERNAL) as uow:
         return bool(index.live_of_type(uow, "Patient", None, None, 1))
 
 

@@ -10,11 +10,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from ehr.fhir.outcomes import bad_request
+from ehr.fhir.resources import SERVED_TYPES
 from ehr.services.common import check_id, parse_instant
 from ehr.services.context import AccessContext
+from ehr.services import auditing, policy
 from ehr.services.policy import authorize
 from ehr.services.resources import read_live
-from ehr.store import compartments, repository
+from ehr.store import access, compartments, repository
 from ehr.store.repository import StoredVersion
 from ehr.store.runtime import CursorError, Store
 
@@ -55,8 +57,9 @@ def patient_everything(store: Store, ctx: AccessContext, patient_id: str, params
     check_id(patient_id)
     authorize(ctx, "read", "Patient")
     since, types, count, after, kept = _options(store, params, f"Patient/{patient_id}")
-    with store.reading() as uow:
-        read_live(uow, store, "Patient", patient_id)  # 404 / 410 when it is not there
+    gate = policy.gate(ctx)
+    with store.reading(gate) as uow:
+        read_live(uow, store, "Patient", patient_id, "everything")  # 404 / 410 when it is not there (or hidden)
         keys = compartments.members(uow, patient_id, since, types)
         keys |= compartments.referenced(uow, sorted(keys | {("Patient", patient_id)}), [t for t in SUPPORT_TYPES if not types or t in types], since)
         patient = ("Patient", patient_id)
@@ -64,6 +67,9 @@ def patient_everything(store: Store, ctx: AccessContext, patient_id: str, params
             current = repository.current(uow, "Patient", patient_id)
             if current and (since is None or current.last_updated >= since):
                 keys.add(patient)
+        # Only what the principal may read: types its scopes cover, records its gate lets through
+        # (a client without consent sees what it wrote).
+        keys = access.visible_keys(uow, gate.restriction, sorted(k for k in keys if policy.may(ctx, "read", k[0])))
         ordered = sorted(keys, key=lambda k: (k != patient, k))
         if after is not None:
             position = (after != patient, after)
@@ -72,7 +78,9 @@ def patient_everything(store: Store, ctx: AccessContext, patient_id: str, params
         read = repository.read_many(uow, store.keys, page)
     more = len(ordered) > count
     token = store.sign_cursor({"scope": f"Patient/{patient_id}", "p": kept, "a": list(page[-1])}) if more and page else None
-    return EverythingPage([read[k] for k in page if k in read], len(keys) if after is None else None, token)
+    entries = [read[k] for k in page if k in read]
+    auditing.disclosed(store, ctx, "everything", resource_type="Patient", logical_id=patient_id, versions=entries, patients=[patient_id])
+    return EverythingPage(entries, len(keys) if after is None else None, token)
 
 
 def all_patients_everything(store: Store, ctx: AccessContext, params: dict[str, str | None]) -> EverythingPage:
@@ -81,8 +89,11 @@ def all_patients_everything(store: Store, ctx: AccessContext, params: dict[str, 
     if ctx.kind not in ("system", "operator", "server", "anonymous"):
         raise bad_request("type-level Patient/$everything is for system clients")
     since, types, count, after, kept = _options(store, params, "Patient")
-    with store.reading() as uow:
-        keys = compartments.all_patients_page(uow, SUPPORT_TYPES, since, types, after, count + 1)
+    with store.reading(policy.gate(ctx)) as uow:
+        readable = [t for t in (types or SERVED_TYPES) if policy.may(ctx, "read", t)]
+        keys = compartments.all_patients_page(uow, SUPPORT_TYPES, since, readable, after, count + 1) if readable else []
         read = repository.read_many(uow, store.keys, keys[:count])
     token = store.sign_cursor({"scope": "Patient", "p": kept, "a": list(keys[count - 1])}) if len(keys) > count else None
-    return EverythingPage([read[k] for k in keys[:count] if k in read], None, token)
+    entries = [read[k] for k in keys[:count] if k in read]
+    auditing.disclosed(store, ctx, "everything", resource_type="Patient", versions=entries)
+    return EverythingPage(entries, None, token)

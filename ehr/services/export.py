@@ -29,8 +29,10 @@ from ehr.fhir.resources import SERVED_TYPES
 from ehr.fhir.references import PATIENT_PATHS
 from ehr.services.common import check_id, format_instant, parse_instant
 from ehr.services.context import AccessContext
+from ehr.services import auditing, policy
 from ehr.services.policy import authorize
 from ehr.store import exports, repository
+from ehr.store.access import INTERNAL
 from ehr.store.keys import now_us
 from ehr.store.runtime import Store
 
@@ -67,28 +69,38 @@ def kick_off(store: Store, ctx: AccessContext, level: str, group_id: str | None,
         if t not in SERVED_TYPES:
             raise bad_request("_type names a resource type that is not served", "_type")
     since = parse_instant(params["_since"], "_since") if params.get("_since") else None
-    for t in types or ["*"]:
-        authorize(ctx, "read", t)
+    if types:
+        for t in types:
+            authorize(ctx, "read", t)
+    elif not any(policy.may(ctx, "read", t) for t in (sorted(SERVED_TYPES) if level == "system" else PATIENT_TYPES)):
+        authorize(ctx, "read", "*")  # refuses: nothing this context may export
+    # Without _type, the export holds every type the context may read (the runner filters).
     if level == "group":
         assert group_id is not None
         check_id(group_id)
-        with store.reading() as uow:
-            if repository.current(uow, "Group", group_id) is None:
+        with store.reading(policy.gate(ctx)) as uow:
+            current = repository.current(uow, "Group", group_id)
+            if current is None:
                 raise not_found("the Group is not known")
+            try:
+                repository.check_visible(uow, current.compartment, current.created_by_org)
+            except repository.Invisible:
+                raise policy.not_visible("export", "Group", group_id, "the Group is not known") from None
     job_id = str(uuid.uuid4())
     master_id, wrapped = store.master.wrap(generate_data_key(), _job_aad(job_id))
     now = now_us()
-    with store.writing() as uow:
+    with store.writing(policy.gate(ctx)) as uow:
         exports.insert_job(uow, dict(
             job_id=job_id, requester=ctx.principal, level=level, group_id=group_id, types=",".join(types) or None,
             since_us=since, request_url=request_url, status="queued", transaction_time=now, created_at=now,
-            master_key_id=master_id, wrapped_key=wrapped,
+            master_key_id=master_id, wrapped_key=wrapped, context=ctx.to_json(),
         ))
+        auditing.queued(uow, store, ctx, "export.start", resource_type="Group" if group_id else None, logical_id=group_id)
     return job_id
 
 
 def _job_for(store: Store, ctx: AccessContext, job_id: str) -> dict[str, Any]:
-    with store.reading() as uow:
+    with store.reading(policy.gate(ctx)) as uow:
         job = exports.get(uow, job_id)
     # Another requester's job looks like no job at all.
     if job is None or job["requester"] != ctx.principal or job["status"] == "cancelled":
@@ -132,7 +144,7 @@ def status(store: Store, ctx: AccessContext, job_id: str, file_url: str) -> Stat
 
 def cancel(store: Store, ctx: AccessContext, job_id: str, settings: ExportSettings) -> None:
     _job_for(store, ctx, job_id)
-    with store.writing() as uow:
+    with store.writing(policy.gate(ctx)) as uow:
         exports.set_status(uow, job_id, "cancelled")
     shutil.rmtree(settings.directory / job_id, ignore_errors=True)
 
@@ -146,6 +158,8 @@ def open_file(store: Store, ctx: AccessContext, job_id: str, resource_type: str,
     key = DataKey(job_id, store.master.unwrap(job["master_key_id"], job["wrapped_key"], _job_aad(job_id)))
     path = settings.directory / job_id / f"{resource_type}.ndjson.enc"
     expected = files[resource_type]["bytes"]
+    # The file's patients were recorded chunk by chunk when it was written; this records who took it.
+    auditing.disclosed(store, ctx, "export.download", resource_type=resource_type, logical_id=job_id)
 
     def chunks() -> Iterator[bytes]:
         with open(path, "rb") as fh:
@@ -165,7 +179,7 @@ def run_pending(store: Store, settings: ExportSettings, owner: str | None = None
     """Claim one job and run it to the end (or until cancelled). True when a job was run."""
     owner = owner or f"{os.uname().nodename}:{os.getpid()}:{secrets.token_hex(4)}"
     lease = settings.lease_seconds * 1_000_000
-    with store.writing() as uow:
+    with store.writing(INTERNAL) as uow:
         job_id = exports.claim(uow, owner, now_us(), lease)
         job = exports.get(uow, job_id) if job_id else None
     if job is None:
@@ -175,7 +189,7 @@ def run_pending(store: Store, settings: ExportSettings, owner: str | None = None
     except _Cancelled:
         shutil.rmtree(settings.directory / job["job_id"], ignore_errors=True)
     except Exception as exc:  # noqa: BLE001 - the job fails, the runner lives on
-        with store.writing() as uow:
+        with store.writing(INTERNAL) as uow:
             exports.finish(uow, job["job_id"], owner, "failed", now_us(), now_us() + settings.ttl_seconds * 1_000_000, type(exc).__name__)
     return True
 
@@ -190,9 +204,12 @@ def _types(store: Store, job: dict[str, Any]) -> list[str]:
     return [t for t in base if wanted is None or t in wanted]
 
 
-def _group_members(store: Store, group_id: str) -> list[str]:
-    with store.reading() as uow:
-        version = repository.read_current(uow, store.keys, "Group", group_id)
+def _group_members(store: Store, ctx: AccessContext, group_id: str) -> list[str]:
+    with store.reading(policy.gate(ctx)) as uow:
+        try:
+            version = repository.read_current(uow, store.keys, "Group", group_id)
+        except repository.Invisible:
+            return []
     if version is None or version.body is None:
         return []
     members = []
@@ -210,10 +227,12 @@ def _run(store: Store, settings: ExportSettings, job: dict[str, Any], owner: str
     progress.setdefault("types", _types(store, job))
     progress.setdefault("done", [])
     progress.setdefault("files", {})
-    members = _group_members(store, job["group_id"]) if job["level"] == "group" else None
+    # The requester's rights, evaluated now: a consent revoked since the kick-off is honoured.
+    ctx = AccessContext.from_json(job["context"]) if job["context"] else AccessContext(principal=job["requester"], kind="system")
+    gate = policy.gate(ctx)
+    members = _group_members(store, ctx, job["group_id"]) if job["level"] == "group" else None
     folder = settings.directory / job_id
     folder.mkdir(parents=True, exist_ok=True)
-    ctx = AccessContext(principal=job["requester"], kind="system", scopes=frozenset({"system/*.rs"}))
     for rtype in progress["types"]:
         if rtype in progress["done"]:
             continue
@@ -222,17 +241,15 @@ def _run(store: Store, settings: ExportSettings, job: dict[str, Any], owner: str
         with open(path, "ab") as fh:
             fh.truncate(state["bytes"])  # drop whatever a dead runner wrote after its last checkpoint
         while True:
-            with store.reading() as uow:
+            with store.reading(gate) as uow:
                 keys = exports.export_keys(uow, rtype, state["after"], settings.batch, job["since_us"], job["level"], members)
                 read = repository.read_many(uow, store.keys, keys)
             if not keys:
                 break
-            try:
-                authorize(ctx, "read", rtype)
-                lines = b"".join(read[k].body + b"\n" for k in keys if k in read and read[k].body)  # type: ignore[operator]
-            except FhirError:
-                lines = b""
+            chosen = [read[k] for k in keys if k in read and read[k].body] if policy.may(ctx, "read", rtype) else []
+            lines = b"".join(v.body + b"\n" for v in chosen)  # type: ignore[operator]
             if lines:
+                auditing.disclosed(store, ctx, "export", resource_type=rtype, logical_id=job_id, versions=chosen)
                 blob = key.seal(lines, _chunk_aad(job_id, rtype, state["chunks"]))
                 with open(path, "ab") as fh:
                     fh.write(_LENGTH.pack(len(blob)) + blob)
@@ -245,12 +262,12 @@ def _run(store: Store, settings: ExportSettings, job: dict[str, Any], owner: str
             _checkpoint(store, job_id, owner, progress, settings)
         progress["done"].append(rtype)
         _checkpoint(store, job_id, owner, progress, settings)
-    with store.writing() as uow:
+    with store.writing(INTERNAL) as uow:
         exports.finish(uow, job_id, owner, "completed", now_us(), now_us() + settings.ttl_seconds * 1_000_000)
 
 
 def _checkpoint(store: Store, job_id: str, owner: str, progress: dict[str, Any], settings: ExportSettings) -> None:
-    with store.writing() as uow:
+    with store.writing(INTERNAL) as uow:
         alive = exports.checkpoint(uow, job_id, owner, json.dumps(progress), now_us() + settings.lease_seconds * 1_000_000)
     if not alive:
         raise _Cancelled(job_id)
@@ -258,7 +275,7 @@ def _checkpoint(store: Store, job_id: str, owner: str, progress: dict[str, Any],
 
 def cleanup(store: Store, settings: ExportSettings) -> int:
     """Delete the files and rows of expired or cancelled jobs."""
-    with store.writing() as uow:
+    with store.writing(INTERNAL) as uow:
         gone = exports.expired(uow, now_us())
         for job_id in gone:
             exports.remove(uow, job_id)

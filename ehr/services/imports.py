@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from ehr.store.access import INTERNAL
 from ehr.fhir import jsonio
 from ehr.fhir.outcomes import FhirError
 from ehr.services import bundles
@@ -92,7 +93,7 @@ class Importer:
     # --- progress in the database ----------------------------------------------------------
 
     def _state(self, key: str) -> dict[str, Any] | None:
-        with self.store.reading() as uow:
+        with self.store.reading(INTERNAL) as uow:
             return exports.import_state(uow, key)
 
     def _save(self, report: FileReport, position: int, done: bool) -> None:
@@ -100,7 +101,7 @@ class Importer:
         interrupted run loads it again (idempotently) instead of forgetting it."""
         if report.deferred_from is not None:
             position, done = min(position, report.deferred_from), False
-        with self.store.writing() as uow:
+        with self.store.writing(INTERNAL) as uow:
             exports.save_import_state(uow, report.key, report.name, position, report.total, done, now_us())
 
     def _defer(self, report: FileReport, position: int, entry: dict[str, Any]) -> None:

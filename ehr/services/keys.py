@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Callable
 
+from ehr.store.access import INTERNAL
 from ehr.crypto.keyring import LocalMasterKeyProvider, add_primary, read_keyfile, write_keyfile
 from ehr.fhir import jsonio
 from ehr.fhir.resources import is_valid_id
@@ -50,7 +51,7 @@ def rotate(store: Store, ctx: AccessContext, batch: int = 500, progress: Callabl
         cursor: str | None = ""
         rewrapped_this_pass = failed_total = 0
         while cursor is not None:
-            with store.writing() as uow:
+            with store.writing(INTERNAL) as uow:
                 done, failed, cursor = store.keys.rewrap_batch(uow, batch, cursor)
             total += done
             rewrapped_this_pass += done
@@ -59,7 +60,7 @@ def rotate(store: Store, ctx: AccessContext, batch: int = 500, progress: Callabl
                 progress(total)
         if rewrapped_this_pass == 0:
             break
-    with store.writing() as uow:
+    with store.writing(INTERNAL) as uow:
         audit.append(
             uow, store.keys, action="keys.rotate", outcome="success" if failed_total == 0 else "partial", principal=ctx.principal,
             detail={"rewrapped": total, "failed": failed_total, "primary": store.master.primary_id()},
@@ -75,7 +76,7 @@ class ShredReport:
 
 def retention_until(store: Store, patient_id: str) -> int | None:
     """Microsecond time until which the compartment's records must be kept, or None if empty."""
-    with store.reading() as uow:
+    with store.reading(INTERNAL) as uow:
         last = compartments.last_activity(uow, patient_id)
         if last is None:
             return None
@@ -102,13 +103,13 @@ def shred(store: Store, ctx: AccessContext, patient_id: str, legal_reason: str |
     until = retention_until(store, patient_id)
     if until is not None and now_us() < until and not (legal_reason and legal_reason.strip()):
         kept_until = datetime.fromtimestamp(until / 1_000_000, tz=timezone.utc).date().isoformat()
-        with store.writing() as uow:
+        with store.writing(INTERNAL) as uow:
             audit.append(uow, store.keys, action="keys.shred", outcome="refused", principal=ctx.principal, compartment=patient_id)
         raise KeyActionError(
             f"medical records of this patient must be kept until {kept_until} (retention period); "
             "give --legal-reason with the legal basis (e.g. a court order) to erase earlier"
         )
-    with store.writing() as uow:
+    with store.writing(INTERNAL) as uow:
         key_id = store.keys.destroy(uow, patient_id)
         removed = index.remove_compartment(uow, patient_id)
         audit.append(

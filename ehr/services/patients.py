@@ -13,11 +13,12 @@ from ehr.fhir import references as refs
 from ehr.fhir.outcomes import FhirError, Issue, bad_request, conflict, gone, not_found, unprocessable
 from ehr.fhir.validation import validate_resource
 from ehr.identity import qr
-from ehr.services import resources, search
+from ehr.services import auditing, policy, resources, search
 from ehr.services.common import format_instant
 from ehr.services.context import AccessContext
 from ehr.services.policy import authorize
-from ehr.store import audit, index, repository
+from ehr.store import index, repository
+from ehr.store.access import Gate
 from ehr.store.keys import CompartmentErased, now_us
 from ehr.store.repository import StoredVersion
 from ehr.store.runtime import Store
@@ -110,13 +111,11 @@ def match(store: Store, ctx: AccessContext, candidate: dict[str, Any], only_cert
     folded = _folded_name(candidate)
     if folded:
         queries.append([("name", folded)])
-    with store.reading() as uow:
+    with store.reading(policy.gate(ctx)) as uow:  # candidates the principal may not see are never found
         ids: set[str] = set()
         for query in queries:
             ids.update(search.find_ids(uow, store, "Patient", query, 100))
         read = repository.read_many(uow, store.keys, [("Patient", i) for i in sorted(ids)])
-        audit.append(uow, store.keys, action="patient.match", outcome="success", principal=ctx.principal, request_id=ctx.request_id,
-                     detail={"candidates": len(read)})
     found = []
     for version in read.values():
         assert version.body is not None
@@ -125,7 +124,9 @@ def match(store: Store, ctx: AccessContext, candidate: dict[str, Any], only_cert
     found.sort(key=lambda m: (-m.score, m.version.logical_id))
     if only_certain:
         found = [m for m in found if m.grade == "certain"]
-    return [m for m in found if m.grade != "certainly-not"][:count]
+    chosen = [m for m in found if m.grade != "certainly-not"][:count]
+    auditing.disclosed(store, ctx, "match", resource_type="Patient", versions=[m.version for m in chosen])
+    return chosen
 
 
 # --- $merge --------------------------------------------------------------------------------------
@@ -165,6 +166,8 @@ def _live_doc(uow: UnitOfWork, store: Store, logical_id: str, role: str) -> tupl
         version = repository.read_current(uow, store.keys, "Patient", logical_id)
     except CompartmentErased:
         raise gone(f"the {role} patient's record was erased") from None
+    except repository.Invisible as hidden:
+        raise policy.not_visible("merge", "Patient", logical_id, f"the {role} patient is not known", hidden.compartment) from None
     if current is None or version is None or version.deleted or version.body is None:
         raise not_found(f"the {role} patient is not known")
     return jsonio.loads_stored(version.body), current
@@ -180,13 +183,17 @@ def merge(
     preview: bool,
 ) -> MergeResult:
     authorize(ctx, "update", "Patient")
-    with store.writing() as uow:
+    with store.writing(policy.gate(ctx)) as uow:
         source_id = resolve_patient(store, uow, source_ref, source_ids, "source")
         target_id = resolve_patient(store, uow, target_ref, target_ids, "target")
         if source_id == target_id:
             raise unprocessable("source and target are the same patient")
         source, source_cur = _live_doc(uow, store, source_id, "source")
         target, target_cur = _live_doc(uow, store, target_id, "target")
+        # Both patients are visible to the principal (checked above, through its gate). Moving the
+        # references of every resource that points at the source is the record's own repair, done
+        # with the server's authority and audited as one merge.
+        uow.access = Gate(None, creator_org=uow.access.creator_org, context=ctx)
         if any(link.get("type") == "replaced-by" for link in source.get("link") or ()):
             raise conflict("the source patient was already merged")
         movers = [key for key in index.referrers_all(uow, "Patient", source_id) if key != ("Patient", target_id)]
@@ -225,9 +232,8 @@ def merge(
         prepared = resources.prepare_write(store, provenance, "Provenance", prov_id)
         resources.write_prepared(uow, store, prepared, "Provenance", prov_id, "POST", None)
         resources.flush_writes(uow)
-        audit.append(uow, store.keys, action="patient.merge", outcome="success", principal=ctx.principal, compartment=target_id,
-                     resource_type="Patient", logical_id=target_id, request_id=ctx.request_id,
-                     detail={"source": source_id, "target": target_id, "moved": len(movers), "provenance": prov_id})
+        auditing.queued(uow, store, ctx, "patient.merge", resource_type="Patient", logical_id=target_id, compartment=target_id,
+                        detail={"source": source_id, "target": target_id, "moved": len(movers), "provenance": prov_id})
     return MergeResult(written_target, movers, False)
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Callable
 
+from ehr.services import policy
+from ehr.store.access import INTERNAL
 from ehr.fhir import jsonio, shape
 from ehr.fhir import references as refs
 from ehr.services import indexing
@@ -26,7 +28,7 @@ def local_references(store: Store, doc: dict) -> list[tuple[str, str]]:  # type:
 
 
 def count_live(store: Store, resource_type: str | None) -> int:
-    with store.reading() as uow:
+    with store.reading(INTERNAL) as uow:
         return repository.count_live(uow, resource_type)
 
 
@@ -36,7 +38,7 @@ def rebuild(store: Store, ctx: AccessContext, resource_type: str | None = None, 
     done = 0
     after: tuple[str, str] | None = None
     while True:
-        with store.writing() as uow:
+        with store.writing(policy.gate(ctx)) as uow:
             keys = repository.live_keys(uow, resource_type, after, batch)
             if not keys:
                 break

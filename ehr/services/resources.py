@@ -31,13 +31,13 @@ from ehr.fhir.outcomes import (
 )
 from ehr.fhir.shape import WalkResult
 from ehr.fhir.validation import validate_resource
-from ehr.services import indexing, matching, rules
+from ehr.services import auditing, indexing, matching, policy, rules
 from ehr.services.common import check_id, check_type, format_instant, now_instant, parse_instant
 from ehr.services.context import AccessContext
 from ehr.services.policy import authorize
-from ehr.store import index, repository
+from ehr.store import access, index, repository
 from ehr.store.keys import CompartmentErased, now_us
-from ehr.store.repository import Current, StoredVersion, VersionConflict
+from ehr.store.repository import Current, Invisible, StoredVersion, VersionConflict
 from ehr.store.runtime import CursorError, Store
 from ehr.store.uow import UnitOfWork
 
@@ -198,6 +198,8 @@ def write_prepared(
     if resource_type == "Patient":
         _claim_national_ids(uow, store, prepared.doc, logical_id)
     compartment = refs.patient_compartment(resource_type, logical_id, prepared.walked.references, store.base_urls)
+    action = {"POST": "create", "PATCH": "patch"}.get(method, "update" if previous is not None and not previous.deleted else "create")
+    policy.check_write_target(uow, resource_type, logical_id, compartment, previous, action)
     version_id = 1 if previous is None else previous.version_id + 1
     stamp = now_us()
     doc = prepared.doc
@@ -213,7 +215,16 @@ def write_prepared(
         raise conflict("the resource was changed by another request; retry") from None
     rows = indexing.rows_for(store, resource_type, doc, local_refs)
     index.replace(uow, resource_type, logical_id, compartment, rows, fresh=previous is None)
-    return StoredVersion(resource_type, logical_id, version_id, stamp, method, False, body)
+    gate = uow.access
+    if resource_type == "Patient" and previous is None and gate.care_org_on_register:
+        access.add_care(uow, gate.care_org_on_register, logical_id, "registered", stamp)  # staff registered the patient
+    _audit_write(uow, store, action, resource_type, logical_id, compartment)
+    return StoredVersion(resource_type, logical_id, version_id, stamp, method, False, body, compartment=compartment)
+
+
+def _audit_write(uow: UnitOfWork, store: Store, action: str, resource_type: str, logical_id: str, compartment: str | None) -> None:
+    ctx = uow.access.context or AccessContext.server()
+    auditing.queued(uow, store, ctx, action, resource_type=resource_type, logical_id=logical_id, compartment=compartment)
 
 
 # --- interactions -----------------------------------------------------------------------------
@@ -256,7 +267,7 @@ def create(store: Store, ctx: AccessContext, doc: dict[str, Any], if_none_exist:
     logical_id = str(uuid.uuid4())
     condition = matching.parse_conditions(if_none_exist) if if_none_exist is not None else None
     prepared = prepare_write(store, doc, resource_type, logical_id)
-    with store.writing() as uow:
+    with store.writing(policy.gate(ctx)) as uow:
         written = create_in(uow, store, prepared, resource_type, logical_id, condition)
         flush_writes(uow)
     return written
@@ -282,6 +293,7 @@ def update_in(
     if_match: int | None, deferred: Deferred | None = None,
 ) -> Written:
     previous = repository.current(uow, resource_type, logical_id, for_update=True)
+    _check_visible(uow, previous, resource_type, logical_id, "update")
     _check_if_match(previous, if_match)
     stored = write_prepared(uow, store, prepared, resource_type, logical_id, "PUT", previous, deferred.references if deferred else None)
     return Written(201 if previous is None or previous.deleted else 200, stored, prepared.warnings)
@@ -293,7 +305,7 @@ def update(
     check_writable(ctx, "update", resource_type, logical_id)
     check_update_body(doc, logical_id)
     prepared = prepare_write(store, doc, resource_type, logical_id)
-    with store.writing() as uow:
+    with store.writing(policy.gate(ctx)) as uow:
         written = update_in(uow, store, prepared, resource_type, logical_id, if_match)
         flush_writes(uow)
     return written
@@ -309,7 +321,7 @@ def conditional_update(
     body_id = doc.get("id")
     provisional = body_id if isinstance(body_id, str) else str(uuid.uuid4())
     prepared = prepare_write(store, doc, resource_type, provisional)
-    with store.writing() as uow:
+    with store.writing(policy.gate(ctx)) as uow:
         written = conditional_update_in(uow, store, prepared, resource_type, condition, body_id, if_match)
         flush_writes(uow)
     return written
@@ -341,10 +353,11 @@ def patch_in(
     previous = repository.current(uow, resource_type, logical_id, for_update=True)
     if previous is None:
         raise not_found(f"{resource_type}/{logical_id} is not known")
+    _check_visible(uow, previous, resource_type, logical_id, "patch")
     if previous.deleted:
         raise gone(f"{resource_type}/{logical_id} was deleted")
     _check_if_match(previous, if_match)
-    current = read_live(uow, store, resource_type, logical_id)
+    current = read_live(uow, store, resource_type, logical_id, "patch")
     assert current.body is not None
     try:
         patched = jsonpatch.JsonPatch(operations).apply(jsonio.loads_stored(current.body))
@@ -368,7 +381,7 @@ def patch(
     store: Store, ctx: AccessContext, resource_type: str, logical_id: str, operations: Any, if_match: int | None = None
 ) -> Written:
     check_writable(ctx, "patch", resource_type, logical_id)
-    with store.writing() as uow:
+    with store.writing(policy.gate(ctx)) as uow:
         written = patch_in(uow, store, resource_type, logical_id, operations, if_match)
         flush_writes(uow)
     return written
@@ -383,6 +396,7 @@ def delete_in(
         if missing_ok:
             return Deleted(None, None)
         raise not_found(f"{resource_type}/{logical_id} is not known")
+    _check_visible(uow, previous, resource_type, logical_id, "delete")
     if previous.deleted:
         return Deleted(None, None)  # deleting again changes nothing (R4 http.html#delete)
     _check_if_match(previous, if_match)
@@ -399,6 +413,7 @@ def delete_in(
     except VersionConflict:
         raise conflict("the resource was changed by another request; retry") from None
     index.remove(uow, resource_type, logical_id)
+    _audit_write(uow, store, "delete", resource_type, logical_id, previous.compartment)
     return Deleted(previous.version_id + 1, stamp)
 
 
@@ -413,7 +428,7 @@ def check_unreferenced(uow: UnitOfWork, targets: list[tuple[str, str]]) -> None:
 
 def delete(store: Store, ctx: AccessContext, resource_type: str, logical_id: str, if_match: int | None = None) -> Deleted:
     check_writable(ctx, "delete", resource_type, logical_id)
-    with store.writing() as uow:
+    with store.writing(policy.gate(ctx)) as uow:
         return delete_in(uow, store, resource_type, logical_id, if_match)
 
 
@@ -421,7 +436,7 @@ def conditional_delete(store: Store, ctx: AccessContext, resource_type: str, que
     """DELETE [type]?[search]: none matches -> nothing (200); one -> delete it; several -> 412."""
     check_writable(ctx, "delete", resource_type)
     condition = matching.parse_conditions(query, "url")
-    with store.writing() as uow:
+    with store.writing(policy.gate(ctx)) as uow:
         return conditional_delete_in(uow, store, resource_type, condition)
 
 
@@ -436,6 +451,17 @@ def conditional_delete_in(
     return delete_in(uow, store, resource_type, found[0], None, deferred)
 
 
+def _check_visible(uow: UnitOfWork, previous: Current | None, resource_type: str, logical_id: str, action: str) -> None:
+    """A resource the context cannot see answers like one that does not exist, before any
+    other check (If-Match, deleted state) could tell them apart."""
+    if previous is None:
+        return
+    try:
+        repository.check_visible(uow, previous.compartment, previous.created_by_org)
+    except Invisible:
+        raise policy.not_visible(action, resource_type, logical_id, compartment=previous.compartment) from None
+
+
 def _check_if_match(previous: Current | None, if_match: int | None) -> None:
     if if_match is None:
         return
@@ -443,11 +469,13 @@ def _check_if_match(previous: Current | None, if_match: int | None) -> None:
         raise precondition_failed("If-Match does not name the current version")
 
 
-def read_live(uow: UnitOfWork, store: Store, resource_type: str, logical_id: str) -> StoredVersion:
+def read_live(uow: UnitOfWork, store: Store, resource_type: str, logical_id: str, action: str = "read") -> StoredVersion:
     try:
         found = repository.read_current(uow, store.keys, resource_type, logical_id)
     except CompartmentErased:
         raise gone(f"{resource_type}/{logical_id} was erased") from None
+    except Invisible as hidden:
+        raise policy.not_visible(action, resource_type, logical_id, compartment=hidden.compartment) from None
     if found is None:
         raise not_found(f"{resource_type}/{logical_id} is not known")
     if found.deleted:
@@ -459,8 +487,10 @@ def read(store: Store, ctx: AccessContext, resource_type: str, logical_id: str) 
     check_type(resource_type)
     check_id(logical_id)
     authorize(ctx, "read", resource_type)
-    with store.reading() as uow:
-        return read_live(uow, store, resource_type, logical_id)
+    with store.reading(policy.gate(ctx)) as uow:
+        found = read_live(uow, store, resource_type, logical_id)
+    auditing.disclosed(store, ctx, "read", resource_type=resource_type, logical_id=logical_id, versions=[found])
+    return found
 
 
 def vread(store: Store, ctx: AccessContext, resource_type: str, logical_id: str, version: str) -> StoredVersion:
@@ -469,15 +499,18 @@ def vread(store: Store, ctx: AccessContext, resource_type: str, logical_id: str,
     authorize(ctx, "vread", resource_type)
     if not version.isdigit() or len(version) > 9:
         raise not_found(f"version {version[:16]} of {resource_type}/{logical_id} is not known")
-    with store.reading() as uow:
+    with store.reading(policy.gate(ctx)) as uow:
         try:
             found = repository.read_version(uow, store.keys, resource_type, logical_id, int(version))
         except CompartmentErased:
             raise gone(f"{resource_type}/{logical_id} was erased") from None
+        except Invisible as hidden:
+            raise policy.not_visible("vread", resource_type, logical_id, f"version {version} of {resource_type}/{logical_id} is not known", hidden.compartment) from None
     if found is None:
         raise not_found(f"version {version} of {resource_type}/{logical_id} is not known")
     if found.deleted:
         raise gone(f"version {version} of {resource_type}/{logical_id} is a deletion")
+    auditing.disclosed(store, ctx, "vread", resource_type=resource_type, logical_id=logical_id, versions=[found])
     return found
 
 
@@ -511,12 +544,19 @@ def history(
         if payload.get("scope") != [resource_type, logical_id, since]:
             raise bad_request("the paging token belongs to another history", "_page")
         before = int(payload["before"])  # type: ignore[call-overload]
-    with store.reading() as uow:
-        if logical_id is not None and resource_type is not None and repository.current(uow, resource_type, logical_id) is None:
-            raise not_found(f"{resource_type}/{logical_id} is not known")
+    with store.reading(policy.gate(ctx)) as uow:
+        if logical_id is not None and resource_type is not None:
+            pointer = repository.current(uow, resource_type, logical_id)
+            if pointer is None:
+                raise not_found(f"{resource_type}/{logical_id} is not known")
+            try:
+                repository.check_visible(uow, pointer.compartment, pointer.created_by_org)
+            except Invisible:
+                raise policy.not_visible("history", resource_type, logical_id, compartment=pointer.compartment) from None
         rows = repository.history(uow, store.keys, resource_type, logical_id, since_us, before, count + 1)
     more = len(rows) > count
     rows = rows[:count]
+    auditing.disclosed(store, ctx, "history", resource_type=resource_type, logical_id=logical_id, versions=rows)
     token = store.sign_cursor({"scope": [resource_type, logical_id, since], "before": rows[-1].seq}) if more and rows else None
     return HistoryPage(rows, token)
 

@@ -5,6 +5,7 @@ OperationOutcome beside the stored resource. Rules by identifier system (configu
 `ehr.identity.systems`): CCCD 12 digits (+ structure warnings against birthDate and gender),
 CMND 9 or 12 digits, BHYT in its three forms (group and benefit level agreeing with
 Coverage.class), BHXH 10 digits, facility code 5 digits, temporary ids never CCCD-shaped.
+Consents carry their proof (`check_consent`).
 """
 
 from __future__ import annotations
@@ -57,8 +58,32 @@ def national_ids(doc: dict[str, Any], systems: IdentifierSystems, today: date | 
     return sorted(set(out))
 
 
+def check_consent(doc: dict[str, Any]) -> None:
+    """Proof of consent (Law 91/2025 Art. 9, Decree 356/2025 Art. 6): when it was given
+    (`dateTime`), by whom (`performer`), which text the patient agreed to (`policy.uri` naming the
+    versioned consent text, or the signed form as `sourceAttachment`/`sourceReference`), for which
+    purposes (`provision.purpose`: per purpose, never a blanket default) and whether it permits or
+    denies (`provision.type`: stated, never implied)."""
+    def fail(message: str, at: str) -> FhirError:
+        return FhirError(422, [Issue("business-rule", message, expression=(at,))])
+
+    if not doc.get("dateTime"):
+        raise fail("a Consent records when it was given (dateTime)", "Consent.dateTime")
+    if not doc.get("performer"):
+        raise fail("a Consent records who gave it (performer: the patient or their representative)", "Consent.performer")
+    if not (any(isinstance(p, dict) and p.get("uri") for p in doc.get("policy") or ()) or doc.get("sourceAttachment") or doc.get("sourceReference")):
+        raise fail("a Consent records which text was agreed to (policy.uri of the versioned text, or the signed form)", "Consent.policy")
+    provision = doc.get("provision") if isinstance(doc.get("provision"), dict) else {}
+    if provision.get("type") not in ("permit", "deny"):
+        raise fail("a Consent states whether it permits or denies (provision.type)", "Consent.provision.type")
+    if not provision.get("purpose"):
+        raise fail("a Consent is given per purpose of use (provision.purpose, e.g. TREAT)", "Consent.provision.purpose")
+
+
 def check(rtype: str, doc: dict[str, Any], systems: IdentifierSystems) -> list[Issue]:
     """Raise 422 on a broken rule; return warnings (severity warning) otherwise."""
+    if rtype == "Consent":
+        check_consent(doc)
     warnings: list[rules.Warning] = []
     where: list[str] = []
     for i, ident in _identifiers(doc):

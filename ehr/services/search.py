@@ -23,9 +23,11 @@ from ehr.fhir.searchparams import COMMON, SearchParam, registry
 from ehr.fhir.summary import apply_elements, apply_summary
 from ehr.services import indexing
 from ehr.services.context import AccessContext
+from ehr.services import auditing, policy
 from ehr.services.policy import authorize
 from ehr.services.common import check_type
-from ehr.store import repository
+from ehr.store import access, repository
+from ehr.store.access import Restriction
 from ehr.store import search as s
 from ehr.store.keys import now_us
 from ehr.store.repository import StoredVersion
@@ -48,11 +50,17 @@ class SearchPage:
 class _Resolver:
     """Turns clauses into plan criteria for one resource type."""
 
-    def __init__(self, store: Store, strict: bool, issues: list[Issue]) -> None:
+    def __init__(self, store: Store, strict: bool, issues: list[Issue], restriction: Restriction | None, ctx: AccessContext | None = None) -> None:
         self.store = store
         self.strict = strict
         self.issues = issues
+        self.restriction = restriction
+        self.ctx = ctx  # chains and _has test other types: the context must be allowed to search them
         self.today = date.today()
+
+    def searchable(self, resource_type: str) -> None:
+        if self.ctx is not None:
+            authorize(self.ctx, "search", resource_type)
 
     def unknown(self, name: str) -> None:
         if self.strict:
@@ -60,7 +68,7 @@ class _Resolver:
         self.issues.append(Issue("not-supported", f"unknown search parameter '{name[:64]}' was ignored", severity="warning"))
 
     def plan(self, resource_type: str, clauses: list[q.Clause]) -> s.Plan:
-        plan = s.Plan(resource_type)
+        plan = s.Plan(resource_type, restriction=self.restriction)
         for clause in clauses:
             for criterion in self.clause(resource_type, clause):
                 plan.criteria.append(criterion)
@@ -235,6 +243,8 @@ class _Resolver:
         usable = [t for t in targets if t in SERVED_TYPES and (c.chain.code in COMMON or c.chain.code == "_has" or registry().get(t, c.chain.code))]
         if not usable:
             raise bad_request(f"{p.code}.{c.chain.code[:64]}: no target type has that parameter", p.code)
+        for target in usable:
+            self.searchable(target)
         return s.Criterion([s.RefMatch(p.code, t, None, self.plan(t, [c.chain])) for t in usable])
 
     def has(self, rtype: str, c: q.Clause) -> s.Criterion:
@@ -245,6 +255,7 @@ class _Resolver:
         ref = registry().get(h.source_type, h.param)
         if ref is None or ref.type != "reference" or (ref.targets and rtype not in ref.targets):
             raise bad_request(f"_has: {h.source_type}.{h.param[:64]} is not a reference to {rtype}", "_has")
+        self.searchable(h.source_type)
         return s.Criterion([s.HasMatch(h.source_type, h.param, self.plan(h.source_type, [h.inner]))])
 
 
@@ -274,7 +285,9 @@ def _shape(version: StoredVersion, query: q.SearchQuery) -> StoredVersion:
     return StoredVersion(version.resource_type, version.logical_id, version.version_id, version.last_updated, version.method, False, jsonio.dumps(doc))
 
 
-def _includes(uow: UnitOfWork, store: Store, rtype: str, ids: list[str], query: q.SearchQuery, issues: list[Issue]) -> list[StoredVersion]:
+def _includes(
+    uow: UnitOfWork, store: Store, ctx: AccessContext, rtype: str, ids: list[str], query: q.SearchQuery, issues: list[Issue]
+) -> list[StoredVersion]:
     found: dict[tuple[str, str], None] = {}
     seen = {(rtype, i) for i in ids}
     frontier: dict[str, list[str]] = {rtype: list(ids)}
@@ -291,7 +304,12 @@ def _includes(uow: UnitOfWork, store: Store, rtype: str, ids: list[str], query: 
             elif inc.source_type in frontier:
                 param = "_ref" if inc.param == "*" else inc.param
                 added += s.targets_of(uow, inc.source_type, frontier[inc.source_type], param, inc.target_type)
-        fresh = [key for key in dict.fromkeys(added) if key not in seen]
+        # Only types the context may read, and never through what the principal cannot see
+        # (:iterate would reveal the links).
+        fresh = [key for key in dict.fromkeys(added) if key not in seen and policy.may(ctx, "read", key[0])]
+        if fresh and uow.access.restriction is not None:
+            visible = access.visible_keys(uow, uow.access.restriction, fresh)
+            fresh = [key for key in fresh if key in visible]
         if not fresh:
             break
         for key in fresh:
@@ -323,6 +341,7 @@ def _validate_includes(rtype: str, query: q.SearchQuery) -> None:
 def search(store: Store, ctx: AccessContext, resource_type: str, params: list[tuple[str, str]], strict: bool = False) -> SearchPage:
     check_type(resource_type)
     authorize(ctx, "search", resource_type)
+    gate = policy.gate(ctx)
     after: list[Any] | None = None
     page_param = next((v for n, v in params if n == "_page"), None)
     if page_param:
@@ -337,14 +356,16 @@ def search(store: Store, ctx: AccessContext, resource_type: str, params: list[tu
             raise bad_request("the paging token is not valid or has expired", "_page") from None
     query = q.parse([(n, v) for n, v in params if n != "_page"])
     issues: list[Issue] = []
-    plan = _Resolver(store, strict, issues).plan(resource_type, query.clauses)
+    plan = _Resolver(store, strict, issues, gate.restriction, ctx).plan(resource_type, query.clauses)
     keys = _sort_keys(resource_type, query.sort)
     _validate_includes(resource_type, query)
     stored_params = [(n, v) for n, v in params if n not in ("_page", "_format", "_pretty")]
     self_token = store.sign_cursor({"t": resource_type, "q": stored_params, "a": after})
-    with store.reading() as uow:
+    with store.reading(gate) as uow:
         if query.summary == "count":
-            return SearchPage([], s.count(uow, plan), None, self_token, issues)
+            total = s.count(uow, plan)
+            auditing.disclosed(store, ctx, "search", resource_type=resource_type)
+            return SearchPage([], total, None, self_token, issues)
         page = s.find(uow, plan, keys, after, query.count)
         total = None
         if query.total == "accurate":
@@ -353,8 +374,9 @@ def search(store: Store, ctx: AccessContext, resource_type: str, params: list[tu
             total = len(page.ids)
         read = repository.read_many(uow, store.keys, [(resource_type, i) for i in page.ids])
         matches = [read[(resource_type, i)] for i in page.ids if (resource_type, i) in read]
-        included = _includes(uow, store, resource_type, page.ids, query, issues) if query.includes and page.ids else []
+        included = _includes(uow, store, ctx, resource_type, page.ids, query, issues) if query.includes and page.ids else []
     entries = [(_shape(v, query), "match") for v in matches] + [(_shape(v, query), "include") for v in included]
+    auditing.disclosed(store, ctx, "search", resource_type=resource_type, versions=matches + included)
     next_token = store.sign_cursor({"t": resource_type, "q": stored_params, "a": page.last_key}) if page.more else None
     return SearchPage(entries, total, next_token, self_token, issues)
 
@@ -366,7 +388,7 @@ def find_ids(uow: UnitOfWork, store: Store, resource_type: str, params: list[tup
         raise bad_request("a condition takes search parameters only")
     if not query.clauses:
         raise bad_request("the condition is empty")
-    plan = _Resolver(store, strict=True, issues=[]).plan(resource_type, query.clauses)
+    plan = _Resolver(store, strict=True, issues=[], restriction=uow.access.restriction).plan(resource_type, query.clauses)
     return s.find(uow, plan, [], None, limit).ids
 
 

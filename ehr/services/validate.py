@@ -14,12 +14,12 @@ from typing import Any
 from ehr.fhir import references as refs
 from ehr.fhir.outcomes import FhirError, Issue, bad_request
 from ehr.fhir.resources import R4B_TYPES
-from ehr.services import indexing, rules
+from ehr.services import indexing, policy, rules
 from ehr.services.common import check_id, check_type
 from ehr.services.context import AccessContext
 from ehr.services.policy import authorize
 from ehr.services.resources import PendingReference, check_references, check_unreferenced, prepare_write
-from ehr.store import index, repository
+from ehr.store import access, index, repository
 from ehr.store.runtime import Store
 
 MODES = ("create", "update", "delete")
@@ -36,7 +36,7 @@ def validate(store: Store, ctx: AccessContext, resource_type: str, logical_id: s
     if mode == "delete":
         if logical_id is None:
             raise bad_request("delete mode validates an existing resource: POST [type]/[id]/$validate", "mode")
-        return _delete_issues(store, resource_type, logical_id)
+        return _delete_issues(store, ctx, resource_type, logical_id)
     if doc is None:
         raise bad_request("a resource to validate is required", "resource")
     if mode == "update":
@@ -50,7 +50,7 @@ def validate(store: Store, ctx: AccessContext, resource_type: str, logical_id: s
     except FhirError as exc:
         return exc.issues
     issues = list(prepared.warnings)
-    with store.reading() as uow:
+    with store.reading(policy.gate(ctx)) as uow:
         pending = []
         for path, ref in prepared.walked.references:
             parsed = refs.parse(str(ref.get("reference", "")), store.base_urls)
@@ -68,10 +68,11 @@ def validate(store: Store, ctx: AccessContext, resource_type: str, logical_id: s
     return issues
 
 
-def _delete_issues(store: Store, resource_type: str, logical_id: str) -> list[Issue]:
-    with store.reading() as uow:
+def _delete_issues(store: Store, ctx: AccessContext, resource_type: str, logical_id: str) -> list[Issue]:
+    with store.reading(policy.gate(ctx)) as uow:
         current = repository.current(uow, resource_type, logical_id)
-        if current is None or current.deleted:
+        hidden = current is not None and not access.row_visible(uow, uow.access.restriction, current.compartment, current.created_by_org)
+        if current is None or current.deleted or hidden:
             return [Issue("not-found", f"{resource_type}/{logical_id} is not there to delete")]
         if store.referential_integrity:
             try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import and_, func, or_, select, tuple_
 
+from ehr.store.access import predicate
 from ehr.store.schema import idx_reference, resource_versions, resources
 from ehr.store.uow import UnitOfWork
 
@@ -67,6 +68,8 @@ def all_patients_page(
         r.c.deleted.is_(False), or_(r.c.compartment.is_not(None), r.c.resource_type.in_(support_types))
     )
     stmt = _filters(stmt, since_us, types)
+    if uow.access is not None and uow.access.restriction is not None:
+        stmt = stmt.where(predicate(uow.access.restriction, r.c.compartment, r.c.created_by_org))
     if after:
         stmt = stmt.where(tuple_(r.c.resource_type, r.c.logical_id) > tuple_(*after))
     return [(row[0], row[1]) for row in uow.execute(stmt.order_by(r.c.resource_type, r.c.logical_id).limit(limit))]

@@ -6,6 +6,7 @@ from typing import Any
 
 from sqlalchemy import and_, delete, insert, or_, select, update
 
+from ehr.store.access import predicate
 from ehr.store.schema import export_jobs, import_progress, resources
 from ehr.store.uow import UnitOfWork
 
@@ -73,6 +74,8 @@ def export_keys(
     stmt = select(r.c.resource_type, r.c.logical_id).where(r.c.resource_type == resource_type, r.c.deleted.is_(False), r.c.logical_id > after_id)
     if since_us is not None:
         stmt = stmt.where(r.c.last_updated >= since_us)
+    if uow.access is not None and uow.access.restriction is not None:
+        stmt = stmt.where(predicate(uow.access.restriction, r.c.compartment, r.c.created_by_org))
     if level == "patient" and resource_type != "Patient":
         stmt = stmt.where(r.c.compartment.is_not(None))
     elif level == "group":

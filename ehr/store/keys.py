@@ -63,6 +63,17 @@ class DataKeyStore:
         uow.keys_by_id[key.key_id] = key
         return key
 
+    def by_id(self, uow: UnitOfWork, key_id: str) -> DataKey:
+        """A data key by its id (for records that name the key they were sealed with)."""
+        key = uow.keys_by_id.get(key_id)
+        if key is not None:
+            return key
+        stmt = select(data_keys.c.compartment, data_keys.c.master_key_id, data_keys.c.wrapped).where(data_keys.c.key_id == key_id)
+        row = uow.execute(stmt).first()
+        if row is None:
+            raise CompartmentErased(key_id)
+        return self.for_read(uow, key_id, row.compartment, row.master_key_id, row.wrapped)
+
     def _select(self, uow: UnitOfWork, compartment: str):  # type: ignore[no-untyped-def]
         stmt = select(data_keys.c.key_id, data_keys.c.master_key_id, data_keys.c.wrapped).where(
             data_keys.c.compartment == compartment

@@ -15,6 +15,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
 from ehr.crypto.envelope import IntegrityFailure, resource_aad
+from ehr.store.access import Restriction, predicate, row_visible
 from ehr.store.keys import DataKeyStore, KeyIntegrityError
 from ehr.store.schema import SHARED_COMPARTMENT, data_keys, resource_versions, resources, write_locks
 from ehr.store.uow import UnitOfWork, WriteConflict
@@ -32,6 +33,7 @@ class Current:
     deleted: bool
     compartment: str | None
     last_updated: int
+    created_by_org: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +46,20 @@ class StoredVersion:
     deleted: bool
     body: bytes | None  # canonical JSON; None for a delete version
     seq: int = 0
+    compartment: str | None = None  # the patient the resource belongs to (for the audit trail)
+
+
+class Invisible(Exception):
+    """The resource exists but the unit of work's access gate does not let its principal see it."""
+
+    def __init__(self, compartment: str | None) -> None:
+        super().__init__("not visible")
+        self.compartment = compartment
+
+
+def _restriction(uow: UnitOfWork) -> Restriction | None:
+    gate = uow.access
+    return gate.restriction if gate is not None else None
 
 
 class VersionConflict(Exception):
@@ -94,10 +110,10 @@ _NEWEST = (
     .correlate(r)
     .scalar_subquery()
 )
-_CURRENT = select(r.c.version_id, r.c.deleted, r.c.compartment, r.c.last_updated).where(r.c.resource_type == _T, r.c.logical_id == _I)
+_CURRENT = select(r.c.version_id, r.c.deleted, r.c.compartment, r.c.last_updated, r.c.created_by_org).where(r.c.resource_type == _T, r.c.logical_id == _I)
 _CURRENT_FOR_UPDATE = _CURRENT.with_for_update()
 _READ_CURRENT = (
-    select(r.c.version_id.label("pointer"), r.c.deleted, r.c.compartment, _NEWEST.label("newest"), *_READ_COLUMNS)
+    select(r.c.version_id.label("pointer"), r.c.deleted, r.c.compartment, r.c.created_by_org, _NEWEST.label("newest"), *_READ_COLUMNS)
     .select_from(
         r.join(rv, and_(rv.c.resource_type == r.c.resource_type, rv.c.logical_id == r.c.logical_id, rv.c.version_id == r.c.version_id), isouter=True).join(
             k, k.c.key_id == rv.c.key_id, isouter=True
@@ -124,28 +140,41 @@ _READ_MANY = (
 def current(uow: UnitOfWork, rtype: str, rid: str, for_update: bool = False) -> Current | None:
     stmt = _CURRENT_FOR_UPDATE if for_update and uow.conn.dialect.name == "postgresql" else _CURRENT
     row = uow.execute(stmt, {"t": rtype, "i": rid}).first()
-    return Current(row.version_id, bool(row.deleted), row.compartment, row.last_updated) if row else None
+    return Current(row.version_id, bool(row.deleted), row.compartment, row.last_updated, row.created_by_org) if row else None
+
+
+def check_visible(uow: UnitOfWork, compartment: str | None, created_by_org: str | None) -> None:
+    """Raise `Invisible` unless the unit of work's gate lets its principal see such a row."""
+    if not row_visible(uow, _restriction(uow), compartment, created_by_org):
+        raise Invisible(compartment)
 
 
 def read_current(uow: UnitOfWork, keys: DataKeyStore, rtype: str, rid: str) -> StoredVersion | None:
+    """The current version (a deleted one has no body); `Invisible` when the gate hides it."""
     row = uow.execute(_READ_CURRENT, {"t": rtype, "i": rid}).first()
     if row is None:
         return None
+    check_visible(uow, row.compartment, row.created_by_org)
     if row.version_id is None or row.newest != row.pointer:
         # The pointer names a version that is missing or older than the newest stored one.
         raise IntegrityFailure("current-version pointer does not match the version history")
     if row.blob is not None and row.key_compartment != (row.compartment or SHARED_COMPARTMENT):
         raise IntegrityFailure("resource compartment does not match its data key")
     body = _decrypt(keys, uow, rtype, rid, row.version_id, row.blob, row.key_id, row.key_compartment, row.master_key_id, row.wrapped)
-    return StoredVersion(rtype, rid, row.version_id, row.last_updated, row.method, bool(row.deleted), body)
+    return StoredVersion(rtype, rid, row.version_id, row.last_updated, row.method, bool(row.deleted), body, compartment=row.compartment)
 
 
 def read_version(uow: UnitOfWork, keys: DataKeyStore, rtype: str, rid: str, vid: int) -> StoredVersion | None:
+    """One version; visibility is the resource's (its current row), `Invisible` when hidden."""
+    pointer = current(uow, rtype, rid)
+    if pointer is None:
+        return None
+    check_visible(uow, pointer.compartment, pointer.created_by_org)
     row = uow.execute(_READ_VERSION, {"t": rtype, "i": rid, "v": vid}).first()
     if row is None:
         return None
     body = _decrypt(keys, uow, rtype, rid, vid, row.blob, row.key_id, row.key_compartment, row.master_key_id, row.wrapped)
-    return StoredVersion(rtype, rid, vid, row.last_updated, row.method, row.blob is None, body)
+    return StoredVersion(rtype, rid, vid, row.last_updated, row.method, row.blob is None, body, compartment=pointer.compartment)
 
 
 def write_version(
@@ -179,8 +208,9 @@ def write_version(
     pointer = dict(version_id=version_id, deleted=body is None, compartment=compartment, last_updated=last_updated)
     if previous is None:
         # A new resource: queued, sent with the other rows of the unit of work in one statement.
+        creator = uow.access.creator_org if uow.access is not None else None
         uow.queue(rv, version_row)
-        uow.queue(r, dict(resource_type=rtype, logical_id=rid, **pointer))
+        uow.queue(r, dict(resource_type=rtype, logical_id=rid, created_by_org=creator, **pointer))
         return
     try:
         uow.execute(insert(rv).values(**version_row))
@@ -210,10 +240,14 @@ def history(
     before_seq: int | None,
     limit: int,
 ) -> list[StoredVersion]:
-    """Versions newest first (by write order), skipping versions whose compartment was erased."""
-    stmt = select(rv.c.seq, rv.c.resource_type, rv.c.logical_id, *_READ_COLUMNS).select_from(
-        rv.join(k, k.c.key_id == rv.c.key_id, isouter=True)
+    """Versions newest first (by write order), skipping versions whose compartment was erased
+    and resources the gate hides (decided by each resource's current row)."""
+    stmt = select(rv.c.seq, rv.c.resource_type, rv.c.logical_id, r.c.compartment.label("current_compartment"), *_READ_COLUMNS).select_from(
+        rv.join(k, k.c.key_id == rv.c.key_id, isouter=True).join(r, and_(r.c.resource_type == rv.c.resource_type, r.c.logical_id == rv.c.logical_id))
     )
+    restriction = _restriction(uow)
+    if restriction is not None:
+        stmt = stmt.where(predicate(restriction, r.c.compartment, r.c.created_by_org))
     if rtype is not None:
         stmt = stmt.where(rv.c.resource_type == rtype)
     if rid is not None:
@@ -231,20 +265,25 @@ def history(
             keys, uow, row.resource_type, row.logical_id, row.version_id, row.blob, row.key_id, row.key_compartment, row.master_key_id, row.wrapped
         )
         out.append(
-            StoredVersion(row.resource_type, row.logical_id, row.version_id, row.last_updated, row.method, row.blob is None, body, row.seq)
+            StoredVersion(
+                row.resource_type, row.logical_id, row.version_id, row.last_updated, row.method, row.blob is None, body, row.seq, row.current_compartment
+            )
         )
     return out
 
 
 def live_ids(uow: UnitOfWork, refs: Iterable[tuple[str, str]]) -> set[tuple[str, str]]:
-    """Which of (type, id) exist and are not deleted."""
+    """Which of (type, id) exist, are not deleted and are visible through the gate."""
     wanted = list(set(refs))
     found: set[tuple[str, str]] = set()
+    restriction = _restriction(uow)
     for start in range(0, len(wanted), 500):
         chunk = wanted[start : start + 500]
         stmt = select(r.c.resource_type, r.c.logical_id).where(
             tuple_(r.c.resource_type, r.c.logical_id).in_(chunk), r.c.deleted.is_(False)
         )
+        if restriction is not None:
+            stmt = stmt.where(predicate(restriction, r.c.compartment, r.c.created_by_org))
         found.update((row.resource_type, row.logical_id) for row in uow.execute(stmt))
     return found
 
@@ -271,9 +310,11 @@ def read_many(uow: UnitOfWork, keys: DataKeyStore, wanted: Sequence[tuple[str, s
     """
     out: dict[tuple[str, str], StoredVersion] = {}
     unique = list(dict.fromkeys(wanted))
+    restriction = _restriction(uow)
+    statement = _READ_MANY if restriction is None else _READ_MANY.where(predicate(restriction, r.c.compartment, r.c.created_by_org))
     for start in range(0, len(unique), 500):
         stmt_params = {"keys": unique[start : start + 500]}
-        for row in uow.execute(_READ_MANY, stmt_params):
+        for row in uow.execute(statement, stmt_params):
             if row.wrapped is None:
                 continue  # crypto-shredded
             if row.newest != row.pointer or row.key_compartment != (row.compartment or SHARED_COMPARTMENT):
@@ -281,7 +322,9 @@ def read_many(uow: UnitOfWork, keys: DataKeyStore, wanted: Sequence[tuple[str, s
             body = _decrypt(
                 keys, uow, row.resource_type, row.logical_id, row.version_id, row.blob, row.key_id, row.key_compartment, row.master_key_id, row.wrapped
             )
-            out[(row.resource_type, row.logical_id)] = StoredVersion(row.resource_type, row.logical_id, row.version_id, row.last_updated, row.method, False, body)
+            out[(row.resource_type, row.logical_id)] = StoredVersion(
+                row.resource_type, row.logical_id, row.version_id, row.last_updated, row.method, False, body, compartment=row.compartment
+            )
     return out
 
 

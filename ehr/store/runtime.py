@@ -15,6 +15,8 @@ from sqlalchemy.engine import Engine
 from ehr.crypto.blind import BlindIndex
 from ehr.crypto.keyring import MasterKeyProvider
 from ehr.identity.systems import IdentifierSystems
+from ehr.store.access import Gate
+from ehr.store.audit import GroupCommitter
 from ehr.store.keys import DataKeyStore
 from ehr.store.uow import UnitOfWork
 
@@ -33,20 +35,25 @@ class Store:
     retention_years: int = 10
     base_urls: tuple[str, ...] = ()
     systems: IdentifierSystems = field(default_factory=IdentifierSystems)
+    audit_key: bytes = b""  # HMAC key of the audit chain (kept outside the database)
+    audit_timeout: float = 5.0
     keys: DataKeyStore = field(init=False)
+    audit: GroupCommitter = field(init=False)
 
     def __post_init__(self) -> None:
         self.keys = DataKeyStore(self.master)
+        self.audit = GroupCommitter(self.engine, self.audit_timeout)
         # Paging tokens are encrypted, not just signed: a search's next link must not carry the
         # national ID or name it searched for.
         key = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=b"ehr page cursor v1").derive(self.cursor_secret)
         self._cursors = Fernet(base64.urlsafe_b64encode(key))
 
-    def reading(self) -> UnitOfWork:
-        return UnitOfWork(self.engine, write=False)
+    def reading(self, access: Gate) -> UnitOfWork:
+        """A read transaction for a principal: its gate filters what every query returns."""
+        return UnitOfWork(self.engine, write=False, access=access)
 
-    def writing(self) -> UnitOfWork:
-        return UnitOfWork(self.engine, write=True)
+    def writing(self, access: Gate) -> UnitOfWork:
+        return UnitOfWork(self.engine, write=True, access=access)
 
     def sign_cursor(self, payload: dict[str, object]) -> str:
         return self._cursors.encrypt(json.dumps(payload, separators=(",", ":")).encode()).decode()

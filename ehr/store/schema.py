@@ -53,6 +53,9 @@ resources = Table(
     Column("compartment", String(64), nullable=True),
     Column("deleted", Boolean, nullable=False, default=False),
     Column("last_updated", BigInteger, nullable=False),
+    # The organization whose user or system created the resource: a hospital's system client
+    # always reads back what its own organization wrote.
+    Column("created_by_org", String(64), nullable=True),
     Index("ix_resources_compartment", "compartment"),
     Index("ix_resources_type_updated", "resource_type", "last_updated"),
 )
@@ -186,6 +189,137 @@ audit_log = Table(
     Column("request_id", String(64), nullable=True),
     Column("key_id", String(32), nullable=True),
     Column("detail", LargeBinary, nullable=True),
+    Column("organization", String(64), nullable=True),
+    Column("patients", Text, nullable=True),  # space-separated patient ids a search returned
+    Column("purpose", String(64), nullable=True),
+    Column("source_hash", LargeBinary(16), nullable=True),  # keyed hash of the client address
+    Index("ix_audit_log_compartment", "compartment", "seq"),
+)
+
+# Which patients each audit row is about (from its compartment and `patients`): the patient's own
+# access log and an admin's per-patient report read this index instead of scanning. Append-only.
+audit_subjects = Table(
+    "audit_subjects",
+    metadata,
+    Column("patient_id", String(64), primary_key=True),
+    Column("seq", BigInteger, primary_key=True, autoincrement=False),
+)
+
+# The keyed hash chain over audit_log, sealed just behind the writes (append-only too).
+audit_chain = Table(
+    "audit_chain",
+    metadata,
+    Column("seq", BigInteger, primary_key=True, autoincrement=False),
+    Column("mac", LargeBinary(32), nullable=False),
+)
+
+accounts = Table(
+    "accounts",
+    metadata,
+    Column("account_id", String(36), primary_key=True),
+    Column("kind", String(16), nullable=False),  # staff or patient
+    Column("username", String(128), nullable=True, unique=True),  # staff; normalised
+    Column("national_id_hash", LargeBinary(16), nullable=True, unique=True),  # patients: blind token
+    Column("patient_id", String(64), nullable=True),
+    Column("organization_id", String(64), nullable=True),
+    Column("role", String(16), nullable=False),  # doctor, nurse, receptionist, admin, patient
+    Column("password_hash", Text, nullable=True),  # Argon2id PHC string; NULL until activated
+    Column("totp_secret", LargeBinary, nullable=True),  # encrypted under the shared data key
+    Column("totp_key_id", String(32), nullable=True),
+    Column("totp_last_step", BigInteger, nullable=True),  # a TOTP code is accepted once
+    Column("active", Boolean, nullable=False),
+    Column("activation_hash", LargeBinary(32), nullable=True),
+    Column("activation_expires", BigInteger, nullable=True),
+    Column("display_name", LargeBinary, nullable=True),  # encrypted
+    Column("created_at", BigInteger, nullable=False),
+)
+
+sessions = Table(
+    "sessions",
+    metadata,
+    Column("session_hash", LargeBinary(32), primary_key=True),  # SHA-256 of the cookie value
+    Column("account_id", String(36), nullable=True),
+    Column("created_at", BigInteger, nullable=False),
+    Column("last_seen", BigInteger, nullable=False),
+    Column("expires_at", BigInteger, nullable=False),
+    Column("data", Text, nullable=False),
+)
+
+login_failures = Table(
+    "login_failures",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("account_key", LargeBinary(16), nullable=False),  # keyed hash of the login name
+    Column("at", BigInteger, nullable=False),
+    Index("ix_login_failures_key", "account_key", "at"),
+)
+
+api_clients = Table(
+    "api_clients",
+    metadata,
+    Column("client_id", String(64), primary_key=True),
+    Column("organization_id", String(64), nullable=False),
+    Column("jwks", Text, nullable=False),  # public keys only
+    Column("scopes", Text, nullable=False),
+    Column("purpose", String(16), nullable=False),  # purpose of use (v3 ActReason), e.g. TREAT
+    Column("active", Boolean, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+)
+
+# Access tokens of system clients: opaque random values, stored as SHA-256 only. Looking them up
+# per request (a primary-key read) makes revocation of a client effective on its next request.
+access_tokens = Table(
+    "access_tokens",
+    metadata,
+    Column("token_hash", LargeBinary(32), primary_key=True),
+    Column("client_id", String(64), nullable=False),
+    Column("scopes", Text, nullable=False),
+    Column("expires_at", BigInteger, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("minted_by", String(64), nullable=True),  # an operator's CLI mint, else NULL
+    Index("ix_access_tokens_expires", "expires_at"),
+)
+
+# A patient account that is the legal representative of another patient (a child, a ward).
+representations = Table(
+    "representations",
+    metadata,
+    Column("account_id", String(36), primary_key=True),
+    Column("patient_id", String(64), primary_key=True),
+    Column("created_at", BigInteger, nullable=False),
+    Column("recorded_by", String(64), nullable=False),
+)
+
+client_jtis = Table(
+    "client_jtis",
+    metadata,
+    Column("client_id", String(64), primary_key=True),
+    Column("jti", String(256), primary_key=True),
+    Column("expires_at", BigInteger, nullable=False),
+)
+
+care_relationships = Table(
+    "care_relationships",
+    metadata,
+    Column("organization_id", String(64), primary_key=True),
+    Column("patient_id", String(64), primary_key=True),
+    Column("created_at", BigInteger, nullable=False),
+    Column("source", String(32), nullable=False),  # registered, opened, admin
+    Index("ix_care_patient", "patient_id"),
+)
+
+break_glass = Table(
+    "break_glass",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("account_id", String(36), nullable=False),
+    Column("organization_id", String(64), nullable=True),
+    Column("patient_id", String(64), nullable=False),
+    Column("reason", LargeBinary, nullable=False),  # encrypted
+    Column("key_id", String(32), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("expires_at", BigInteger, nullable=False),
+    Index("ix_break_glass_patient", "patient_id", "account_id"),
 )
 
 # Bulk Data export jobs: in the database so they survive a restart; the job key (for the files
@@ -211,6 +345,9 @@ export_jobs = Table(
     Column("lease_owner", String(96), nullable=True),
     Column("lease_until", BigInteger, nullable=True),
     Column("error", Text, nullable=True),
+    # The requester's access context (JSON: kind, organization, scopes, purpose): the runner reads
+    # with exactly the requester's rights, evaluated when it runs (a revoked consent is honoured).
+    Column("context", Text, nullable=True),
     Index("ix_export_jobs_status", "status"),
 )
 
@@ -228,4 +365,8 @@ import_progress = Table(
 )
 
 INDEX_TABLES = (idx_token, idx_reference, idx_string, idx_date, idx_number)
-ALL_TABLES = (*INDEX_TABLES, write_locks, audit_log, export_jobs, import_progress, resource_versions, resources, data_keys)
+AUDIT_TABLES = (audit_log, audit_subjects, audit_chain)
+ALL_TABLES = (
+    *INDEX_TABLES, write_locks, *AUDIT_TABLES, export_jobs, import_progress, sessions, login_failures, client_jtis,
+    access_tokens, representations, care_relationships, break_glass, api_clients, accounts, resource_versions, resources, data_keys,
+)

@@ -15,6 +15,7 @@ from typing import Any, Sequence, Union
 from sqlalchemy import String, and_, case, cast, false, func, literal, not_, or_, select, tuple_
 from sqlalchemy.sql import ColumnElement, Select
 
+from ehr.store.access import Restriction, predicate
 from ehr.store.schema import idx_date, idx_number, idx_reference, idx_string, idx_token, resources
 from ehr.store.uow import UnitOfWork
 
@@ -100,6 +101,9 @@ class Plan:
     resource_type: str
     criteria: list[Criterion] = field(default_factory=list)
     never: bool = False  # a criterion that can match nothing (e.g. no bucket for a date)
+    # What the principal may see; set on every plan, nested ones (chains, _has) included, so a
+    # chained or _has search cannot test resources the principal cannot read.
+    restriction: Restriction | None = None
 
     def __hash__(self) -> int:  # plans nest inside frozen matches
         return id(self)
@@ -273,6 +277,8 @@ def _driver(criteria: list[Criterion]) -> int | None:
 def _base(plan: Plan) -> tuple[Any, Select[Any]]:
     r = resources.alias()
     stmt = select(r.c.logical_id).where(r.c.resource_type == plan.resource_type, r.c.deleted.is_(False))
+    if plan.restriction is not None:
+        stmt = stmt.where(predicate(plan.restriction, r.c.compartment, r.c.created_by_org))
     if plan.never:
         stmt = stmt.where(false())
     driver = _driver(plan.criteria)

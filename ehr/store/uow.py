@@ -9,7 +9,7 @@ and updates always see the writes made before them in the same unit of work.
 from __future__ import annotations
 
 from types import TracebackType
-from typing import Any
+from typing import Any, Callable
 
 from sqlalchemy import Table, insert
 from sqlalchemy.engine import Connection, CursorResult, Engine
@@ -29,13 +29,17 @@ class UnitOfWork:
     outlive a request.
     """
 
-    def __init__(self, engine: Engine, write: bool) -> None:
+    def __init__(self, engine: Engine, write: bool, access: Any = None) -> None:
         self._engine = engine
         self.write = write
+        # The access gate (ehr.store.access.Gate) of the principal this transaction serves.
+        self.access = access
         self.conn: Connection
         self.keys_by_id: dict[str, DataKey] = {}
         self.keys_by_compartment: dict[str, DataKey] = {}
         self._queued: dict[Table, list[dict[str, Any]]] = {}
+        self._before_commit: list[Callable[[UnitOfWork], None]] = []
+        self.notes: dict[str, Any] = {}  # per-transaction state of hooks (e.g. pending audit rows)
 
     def __enter__(self) -> UnitOfWork:
         self.conn = self._engine.connect()
@@ -46,6 +50,8 @@ class UnitOfWork:
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
         try:
             if exc_type is None:
+                for hook in self._before_commit:
+                    hook(self)
                 self.flush()
                 self.conn.commit()
             else:
@@ -59,6 +65,13 @@ class UnitOfWork:
             self.keys_by_id.clear()
             self.keys_by_compartment.clear()
             self._queued.clear()
+            self._before_commit.clear()
+            self.notes.clear()
+
+    def before_commit(self, hook: Callable[[UnitOfWork], None]) -> None:
+        """Run `hook` once, inside the transaction, just before it commits."""
+        if hook not in self._before_commit:
+            self._before_commit.append(hook)
 
     def queue(self, table: Table, row: dict[str, Any]) -> None:
         self._queued.setdefault(table, []).append(row)

@@ -14,12 +14,16 @@ def test_statement_basics(client):
     assert doc["resourceType"] == "CapabilityStatement" and doc["fhirVersion"] == "4.0.1"
     served = {r["type"] for r in doc["rest"][0]["resource"]}
     assert served == SERVED_TYPES and "Patient" in served and "OperationOutcome" not in served
+    security = doc["rest"][0]["security"]
+    assert security["service"][0]["coding"][0]["code"] == "SMART-on-FHIR"
+    assert security["extension"][0]["extension"][0]["valueUri"].endswith("/auth/token")
 
 
 def test_every_fhir_route_is_claimed(app, client):
     fhir_routes = {(rule, m) for rule, m in registered(app) if rule.startswith("/fhir") and m not in ("HEAD", "OPTIONS")}
     known = set(TYPE_ROUTES) | set(SYSTEM_ROUTES) | set(CONDITIONAL_ROUTES) | set(OPERATIONS) | set(SYSTEM_OPERATIONS) | set(TYPE_OPERATIONS) | {
-        ("/fhir/$export-status/<job_id>", "GET"), ("/fhir/$export-status/<job_id>", "DELETE"), ("/fhir/$export-file/<job_id>/<name>", "GET"),("/fhir/metadata", "GET"), ("/fhir/<rtype>/_search", "POST")}
+        ("/fhir/$export-status/<job_id>", "GET"), ("/fhir/$export-status/<job_id>", "DELETE"), ("/fhir/$export-file/<job_id>/<name>", "GET"),("/fhir/metadata", "GET"), ("/fhir/<rtype>/_search", "POST"),
+        ("/fhir/.well-known/smart-configuration", "GET"), ("/fhir/AuditEvent", "GET"), ("/fhir/AuditEvent/<rid>", "GET")}
     assert fhir_routes <= known, fhir_routes - known
     doc = body(client.get("/fhir/metadata"))
     claimed = {i["code"] for r in doc["rest"][0]["resource"] for i in r["interaction"]}

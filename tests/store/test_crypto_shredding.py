@@ -9,6 +9,7 @@ from sqlalchemy import func, select, text
 
 from ehr.services import keys
 from ehr.services.context import AccessContext
+from ehr.store.access import INTERNAL
 from ehr.store import audit
 from ehr.store.schema import data_keys, idx_token
 from fhir_helpers import created_id, patient, post
@@ -29,7 +30,7 @@ def test_shred_is_refused_inside_retention_without_reason(app, client, store):
     result = app.test_cli_runner().invoke(args=["ehr", "keys", "shred", erased, "--yes"])
     assert result.exit_code != 0 and "retention" in result.output
     assert client.get(f"/fhir/Patient/{erased}").status_code == 200
-    with store.reading() as uow:
+    with store.reading(INTERNAL) as uow:
         assert audit.recent(uow, store.keys, "keys.shred")[0]["outcome"] == "refused"
 
 
@@ -46,7 +47,7 @@ def test_shred_with_legal_reason_erases_only_that_patient(app, client, store):
     assert client.get(f"/fhir/Patient?identifier=079100000002").get_json()["entry"]
     with store.engine.connect() as conn:
         assert conn.execute(select(func.count()).select_from(idx_token).where(idx_token.c.compartment == erased)).scalar() == 0
-    with store.reading() as uow:
+    with store.reading(INTERNAL) as uow:
         record = audit.recent(uow, store.keys, "keys.shred")[0]
     assert record["outcome"] == "success" and record["detail"]["legal_reason"] == reason
     # Nothing can be added to an erased record.

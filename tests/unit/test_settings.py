@@ -22,7 +22,8 @@ def _config(tmp_path: Path, **over: str) -> dict:
     key_file = tmp_path / "prod.key"
     if not key_file.exists():
         write_keyfile(key_file, new_keyring(development=False))
-    base = {"EHR_ENV": "production", "EHR_MASTER_KEY_FILE": str(key_file), "EHR_BLIND_INDEX_KEY": _b64(), "EHR_SECRET_KEY": secrets.token_urlsafe(40)}
+    base = {"EHR_ENV": "production", "EHR_MASTER_KEY_FILE": str(key_file), "EHR_BLIND_INDEX_KEY": _b64(),
+            "EHR_SECRET_KEY": secrets.token_urlsafe(40), "EHR_AUDIT_KEY": _b64()}
     base.update(over)
     return load_config({}, base, tmp_path)
 
@@ -56,6 +57,8 @@ def test_development_uses_instance_dev_keys(tmp_path):
         ({"EHR_SECRET_KEY": ""}, "no session secret"),
         ({"EHR_SECRET_KEY": "too-short"}, "too short"),
         ({"EHR_ENV": "staging"}, "EHR_ENV"),
+        ({"EHR_AUDIT_KEY": ""}, "no audit-chain key"),
+        ({"EHR_API_AUTH": "open"}, "refused in production"),
     ],
 )
 def test_bad_secrets_are_refused_with_a_precise_message(tmp_path, override, message):
