@@ -35,6 +35,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     register_store(app)
     register_blueprints(app)
     install_request_logging(app)
+    register_web_security(app)
     register_errorhandlers(app)
     register_commands(app)
     return app
@@ -85,6 +86,13 @@ def register_store(app: Flask) -> None:
         systems=IdentifierSystems(app.config["EHR_IDENTIFIER_BASE"]),
         audit_key=secrets.audit_key,
     )
+    from ehr.crypto.signing_keys import FacilityKeys
+
+    # Facility signing keys live in files, never in the database; development makes them on use.
+    app.extensions["ehr.signing"] = FacilityKeys(
+        directory=Path(app.config.get("EHR_SIGNING_KEY_DIR") or Path(app.instance_path) / "signing-keys"),
+        create_missing=app.config["EHR_ENV"] != "production",
+    )
 
 
 def register_blueprints(app: Flask) -> None:
@@ -93,6 +101,7 @@ def register_blueprints(app: Flask) -> None:
     from ehr.api.operations import bp as operations_bp
     from ehr.api.routes import bp as fhir_bp
     from ehr.auth import bp as auth_bp
+    from ehr.clinic import bp as clinic_bp
     from ehr.web import bp as web_bp
 
     app.register_blueprint(auth_bp)
@@ -101,6 +110,15 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(operations_bp)
     app.register_blueprint(fhir_bp)
     app.register_blueprint(web_bp)
+    app.register_blueprint(clinic_bp)
+
+
+def register_web_security(app: Flask) -> None:
+    """Languages (Flask-Babel), server-side sessions, CSRF protection, the identity provider."""
+    from ehr import auth, i18n
+
+    i18n.init_app(app)
+    auth.install(app)
 
 
 def register_errorhandlers(app: Flask) -> None:

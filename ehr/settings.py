@@ -166,4 +166,46 @@ def load_config(environ: Mapping[str, str], test_config: Mapping[str, Any] | Non
     if auth == "open" and env == "production":
         raise ConfigError("EHR_API_AUTH=open (no authentication) is refused in production")
     config["EHR_API_AUTH"] = auth
+    _web_login_config(config, env)
     return config
+
+
+# Web logins (ehr.auth): integer settings and their defaults.
+WEB_LOGIN_DEFAULTS = {
+    "EHR_STAFF_IDLE_MINUTES": 15,  # a staff session ends after this long without a request
+    "EHR_PATIENT_IDLE_MINUTES": 30,  # the same for patients (and for not yet signed-in visitors)
+    "EHR_SESSION_MAX_HOURS": 12,  # every session ends this long after sign-in, active or not
+    "EHR_LOGIN_MAX_FAILURES": 20,  # failed guesses evaluated per login name per window
+    "EHR_LOGIN_WINDOW_MINUTES": 60,
+    "EHR_LOGIN_BACKOFF_AFTER": 5,  # after this many failures, wait 2^(n - this) seconds between guesses
+    "EHR_ACTIVATION_DAYS": 7,  # lifetime of a one-time activation code
+}
+
+
+def _web_login_config(config: dict[str, Any], env: str) -> None:
+    for name, default in WEB_LOGIN_DEFAULTS.items():
+        try:
+            value = int(config.get(name) or default)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{name} must be a whole number") from None
+        if value < 1:
+            raise ConfigError(f"{name} must be at least 1")
+        config[name] = value
+    # Session cookies are `__Host-` + Secure by default. Plain-HTTP development from another host
+    # may turn that off (the cookie is then named `ehr_session`); production refuses it.
+    config["EHR_SESSION_COOKIE_SECURE"] = _env_bool(config.get("EHR_SESSION_COOKIE_SECURE"), True)
+    if env == "production" and not config["EHR_SESSION_COOKIE_SECURE"]:
+        raise ConfigError("EHR_SESSION_COOKIE_SECURE=false is refused in production (session cookies travel over HTTPS only)")
+    config["EHR_TOTP_ISSUER"] = config.get("EHR_TOTP_ISSUER") or "EHR VN"
+    # External identity provider for patients (OpenID Connect); the login button shows when set.
+    issuer = str(config.get("EHR_OIDC_ISSUER") or "").rstrip("/")
+    config["EHR_OIDC_ISSUER"] = issuer
+    config["EHR_OIDC_NATIONAL_ID_CLAIM"] = config.get("EHR_OIDC_NATIONAL_ID_CLAIM") or "national_id"
+    config.setdefault("EHR_OIDC_REDIRECT_URI", "")
+    secret, _dev = _secret(config, "EHR_OIDC_CLIENT_SECRET", None)
+    config["EHR_OIDC_CLIENT_SECRET"] = secret or ""
+    if issuer:
+        if not config.get("EHR_OIDC_CLIENT_ID"):
+            raise ConfigError("EHR_OIDC_ISSUER is set: set EHR_OIDC_CLIENT_ID too")
+        if env == "production" and not issuer.startswith("https://"):
+            raise ConfigError("EHR_OIDC_ISSUER must be an https:// URL in production")

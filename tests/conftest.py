@@ -106,3 +106,21 @@ def store(app: Flask) -> Store:
 def secured(app: Flask, app_config: dict[str, Any]) -> Flask:
     """The same database and keys, with authentication required (the production setting)."""
     return create_app({**app_config, "EHR_API_AUTH": "required"})
+
+
+@pytest.fixture
+def clock(app: Flask, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """A movable clock for the web sessions (tests advance it instead of sleeping)."""
+    from auth.auth_helpers import Clock
+
+    fake = Clock()
+    monkeypatch.setitem(app.config, "EHR_CLOCK", fake)
+    return fake
+
+
+@pytest.fixture
+def browser(app: Flask) -> Any:
+    """The Flask test client over HTTPS (`__Host-` cookies are Secure), with form helpers."""
+    from auth.auth_helpers import Browser
+
+    return Browser(app.test_client())

@@ -12,7 +12,7 @@ from flask import Response, current_app, request
 from werkzeug.http import parse_date
 
 from ehr.fhir import jsonio
-from ehr.fhir.outcomes import FhirError, Issue, bad_request, information, not_supported, operation_outcome
+from ehr.fhir.outcomes import FhirError, Issue, bad_request, not_supported, operation_outcome
 
 FHIR_JSON = "application/fhir+json"
 _JSON_TYPES = {"application/fhir+json", "application/json", "application/json+fhir", "text/json"}

@@ -45,7 +45,8 @@ ROLE_SCOPES: dict[str, frozenset[str]] = {
     "doctor": frozenset({"user/*.cruds"}),
     "nurse": frozenset({"user/*.rs", *(f"user/{t}.cru" for t in _NURSING)}),
     "receptionist": frozenset({*(f"user/{t}.crus" for t in _FRONT_DESK), *(f"user/{t}.rs" for t in _DIRECTORY)}),
-    "admin": frozenset({"user/Patient.rs", "user/AuditEvent.rs", *(f"user/{t}.crus" for t in _DIRECTORY)}),
+    # Facility admins also answer patients' data requests (Task, see services/data_requests.py).
+    "admin": frozenset({"user/Patient.rs", "user/AuditEvent.rs", "user/Task.rus", *(f"user/{t}.crus" for t in _DIRECTORY)}),
     "patient": frozenset({"patient/*.rs", "patient/Consent.cru"}),
 }
 

@@ -32,7 +32,7 @@ from ehr.fhir.outcomes import (
 from ehr.fhir.shape import WalkResult
 from ehr.fhir.validation import validate_resource
 from ehr.services import auditing, indexing, matching, policy, rules
-from ehr.services.common import check_id, check_type, format_instant, now_instant, parse_instant
+from ehr.services.common import check_id, check_type, format_instant, parse_instant
 from ehr.services.context import AccessContext
 from ehr.services.policy import authorize
 from ehr.store import access, index, repository
@@ -294,6 +294,7 @@ def update_in(
 ) -> Written:
     previous = repository.current(uow, resource_type, logical_id, for_update=True)
     _check_visible(uow, previous, resource_type, logical_id, "update")
+    check_unsigned(previous, resource_type, logical_id)
     _check_if_match(previous, if_match)
     stored = write_prepared(uow, store, prepared, resource_type, logical_id, "PUT", previous, deferred.references if deferred else None)
     return Written(201 if previous is None or previous.deleted else 200, stored, prepared.warnings)
@@ -356,6 +357,7 @@ def patch_in(
     _check_visible(uow, previous, resource_type, logical_id, "patch")
     if previous.deleted:
         raise gone(f"{resource_type}/{logical_id} was deleted")
+    check_unsigned(previous, resource_type, logical_id)
     _check_if_match(previous, if_match)
     current = read_live(uow, store, resource_type, logical_id, "patch")
     assert current.body is not None
@@ -399,6 +401,7 @@ def delete_in(
     _check_visible(uow, previous, resource_type, logical_id, "delete")
     if previous.deleted:
         return Deleted(None, None)  # deleting again changes nothing (R4 http.html#delete)
+    check_unsigned(previous, resource_type, logical_id)
     _check_if_match(previous, if_match)
     if store.referential_integrity:
         if deferred is not None:
@@ -460,6 +463,15 @@ def _check_visible(uow: UnitOfWork, previous: Current | None, resource_type: str
         repository.check_visible(uow, previous.compartment, previous.created_by_org)
     except Invisible:
         raise policy.not_visible(action, resource_type, logical_id, compartment=previous.compartment) from None
+
+
+def check_unsigned(previous: Current | None, resource_type: str, logical_id: str) -> None:
+    """A signed version is final: corrections are amendments with their own signature."""
+    if previous is not None and previous.signed_by and not previous.deleted:
+        raise conflict(
+            f"{resource_type}/{logical_id} is signed (Provenance/{previous.signed_by}) and cannot be changed; "
+            "corrections are made as signed amendments"
+        )
 
 
 def _check_if_match(previous: Current | None, if_match: int | None) -> None:

@@ -288,3 +288,45 @@ def use_jti(uow: UnitOfWork, client_id: str, jti: str, expires_at: int, now: int
         return False
     uow.execute(insert(client_jtis).values(client_id=client_id, jti=jti, expires_at=expires_at))
     return True
+
+
+# --- web logins: throttling lock, attempt rows, session clean-up ---------------------------------
+
+from sqlalchemy import text  # noqa: E402  (kept with the helpers that use it)
+
+_LOGIN_LOCK_CLASS = 0x45485231  # "EHR1": the namespace of this module's PostgreSQL advisory locks
+
+
+def lock_login(uow: UnitOfWork, account_key: bytes) -> None:
+    """Serialise the throttling decisions about one login name until the unit of work ends.
+
+    PostgreSQL: a transaction-scoped advisory lock on the key (no rows left behind, unlike a
+    lock row per name an attacker sprays). SQLite: nothing to do, a writing unit of work already
+    holds the database's single write lock from BEGIN IMMEDIATE to commit.
+    """
+    if uow.conn.dialect.name == "postgresql":
+        sub = int.from_bytes(account_key[:4], "big", signed=True)
+        uow.execute(text("SELECT pg_advisory_xact_lock(:cls, :sub)"), {"cls": _LOGIN_LOCK_CLASS, "sub": sub})
+
+
+def record_failure(uow: UnitOfWork, account_key: bytes, at: int) -> int:
+    """Count an attempt against a login name; its row id (to forget it if the attempt succeeds)."""
+    result = uow.execute(insert(login_failures).values(account_key=account_key, at=at).returning(login_failures.c.id))
+    return int(result.scalar_one())
+
+
+def forget_failure(uow: UnitOfWork, row_id: int) -> None:
+    uow.execute(delete(login_failures).where(login_failures.c.id == row_id))
+
+
+def purge_failures(uow: UnitOfWork, before: int) -> None:
+    uow.execute(delete(login_failures).where(login_failures.c.at < before))
+
+
+def purge_sessions(uow: UnitOfWork, now: int, idle_before: int) -> None:
+    """Forget sessions past their absolute end or idle for longer than any idle limit."""
+    uow.execute(delete(sessions).where(or_(sessions.c.expires_at <= now, sessions.c.last_seen < idle_before)))
+
+
+def touch_session(uow: UnitOfWork, session_hash: bytes, last_seen: int) -> None:
+    uow.execute(update(sessions).where(sessions.c.session_hash == session_hash).values(last_seen=last_seen))

@@ -34,6 +34,7 @@ class Current:
     compartment: str | None
     last_updated: int
     created_by_org: str | None = None
+    signed_by: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,7 +111,7 @@ _NEWEST = (
     .correlate(r)
     .scalar_subquery()
 )
-_CURRENT = select(r.c.version_id, r.c.deleted, r.c.compartment, r.c.last_updated, r.c.created_by_org).where(r.c.resource_type == _T, r.c.logical_id == _I)
+_CURRENT = select(r.c.version_id, r.c.deleted, r.c.compartment, r.c.last_updated, r.c.created_by_org, r.c.signed_by).where(r.c.resource_type == _T, r.c.logical_id == _I)
 _CURRENT_FOR_UPDATE = _CURRENT.with_for_update()
 _READ_CURRENT = (
     select(r.c.version_id.label("pointer"), r.c.deleted, r.c.compartment, r.c.created_by_org, _NEWEST.label("newest"), *_READ_COLUMNS)
@@ -140,7 +141,7 @@ _READ_MANY = (
 def current(uow: UnitOfWork, rtype: str, rid: str, for_update: bool = False) -> Current | None:
     stmt = _CURRENT_FOR_UPDATE if for_update and uow.conn.dialect.name == "postgresql" else _CURRENT
     row = uow.execute(stmt, {"t": rtype, "i": rid}).first()
-    return Current(row.version_id, bool(row.deleted), row.compartment, row.last_updated, row.created_by_org) if row else None
+    return Current(row.version_id, bool(row.deleted), row.compartment, row.last_updated, row.created_by_org, row.signed_by) if row else None
 
 
 def check_visible(uow: UnitOfWork, compartment: str | None, created_by_org: str | None) -> None:
@@ -343,3 +344,9 @@ def count_live(uow: UnitOfWork, resource_type: str | None) -> int:
     if resource_type:
         stmt = stmt.where(r.c.resource_type == resource_type)
     return int(uow.execute(stmt).scalar_one())
+
+
+def mark_signed(uow: UnitOfWork, targets: list[tuple[str, str]], provenance_id: str) -> None:
+    """Record that a Provenance's signature covers the current versions of `targets`."""
+    for rtype, rid in targets:
+        uow.execute(update(r).where(r.c.resource_type == rtype, r.c.logical_id == rid).values(signed_by=provenance_id))

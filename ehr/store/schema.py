@@ -56,6 +56,9 @@ resources = Table(
     # The organization whose user or system created the resource: a hospital's system client
     # always reads back what its own organization wrote.
     Column("created_by_org", String(64), nullable=True),
+    # The Provenance whose signature covers the current version: a signed resource is read-only
+    # (corrections go through the amend service, which signs the new version in turn).
+    Column("signed_by", String(64), nullable=True),
     Index("ix_resources_compartment", "compartment"),
     Index("ix_resources_type_updated", "resource_type", "last_updated"),
 )

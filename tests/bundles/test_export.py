@@ -11,7 +11,7 @@ from sqlalchemy import update
 from ehr.services import export
 from ehr.services.context import AccessContext
 from ehr.store.schema import export_jobs
-from fhir_helpers import FHIR_JSON, body, created_id, post
+from fhir_helpers import body, created_id, post
 
 ASYNC = {"Prefer": "respond-async", "Accept": "application/fhir+json"}
 CANARY = "Phùng Thị Xuấtkhẩu"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 from fhir_helpers import body
-from search_helpers import ids, make, obs, search
+from search_helpers import make, obs, search
 
 CCCD = "079190123456"
 

@@ -1,0 +1,29 @@
+"""CSRF protection (Flask-WTF) for every state-changing request of the web pages.
+
+Exempt: the FHIR API blueprints (every blueprint mounted under /fhir) and the OAuth token
+endpoint. They authenticate each request with a bearer token or a signed client assertion,
+never with the session cookie, so a forged cross-site request carries nothing they would accept.
+
+The synchronizer token lives in the server-side session and has no time limit of its own (the
+session's timeouts bound it). The Referer check Flask-WTF adds for HTTPS is off: pages are to
+be served with `Referrer-Policy: no-referrer`, under which browsers send no Referer, and the
+token plus SameSite=Lax cookies already stop cross-site posts.
+"""
+
+from __future__ import annotations
+
+from flask import Flask
+from flask_wtf.csrf import CSRFProtect
+
+
+def install(app: Flask) -> CSRFProtect:
+    app.config.setdefault("WTF_CSRF_TIME_LIMIT", None)
+    app.config.setdefault("WTF_CSRF_SSL_STRICT", False)
+    csrf = CSRFProtect(app)
+    for blueprint in app.blueprints.values():
+        if (blueprint.url_prefix or "").rstrip("/") == "/fhir":
+            csrf.exempt(blueprint)
+    from ehr.auth.token import token
+
+    csrf.exempt(token)
+    return csrf

@@ -1,0 +1,207 @@
+"""Server-side sessions for the web pages, in the `sessions` table.
+
+Flask's default session is a signed cookie: logging out cannot revoke it, so a copied cookie
+keeps working (flask-login #190). Here the cookie carries only a random 256-bit value; the
+database keeps its SHA-256 and the session data, and the row is the session:
+
+- logout deletes the row (a replayed cookie is then anonymous);
+- signing in (and passing a password before the second factor) moves the data to a new value
+  (no fixation: a cookie planted before login is worthless after it);
+- a session ends after `EHR_STAFF_IDLE_MINUTES` (15) / `EHR_PATIENT_IDLE_MINUTES` (30) without a
+  request, and `EHR_SESSION_MAX_HOURS` (12) after it began, whatever happens;
+- visitors who never needed a session (no form, no login) get no row and no cookie.
+
+The row is read lazily, on the first use of `flask.session`: API requests never touch it. The
+last-seen time is written at most every `TOUCH_SECONDS`, so the idle limit may end a session up to
+that much early, never late.
+
+Cookie: `__Host-ehr_session`, Secure, HttpOnly, SameSite=Lax, Path=/, no Domain, no expiry date
+(gone when the browser closes). Lax rather than Strict because the identity provider's redirect
+back to `/auth/oidc/callback` is a cross-site navigation that must carry the login state.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from collections.abc import Iterator
+from typing import Any, Callable
+
+from flask import Flask, Request, Response, session
+from flask.json.tag import TaggedJSONSerializer
+from flask.sessions import SessionInterface, SessionMixin
+
+from ehr.auth import clock
+from ehr.store import access
+from ehr.store.access import INTERNAL
+
+SECURE_COOKIE = "__Host-ehr_session"
+PLAIN_COOKIE = "ehr_session"  # development over plain HTTP only (EHR_SESSION_COOKIE_SECURE=false)
+TOUCH_SECONDS = 30
+_SERIALIZER = TaggedJSONSerializer()
+_MINUTE = 60_000_000
+
+
+def _hash(value: str) -> bytes:
+    return hashlib.sha256(value.encode("ascii", "replace")).digest()
+
+
+class DatabaseSession(SessionMixin):
+    """Session data loaded on first access; remembers whether it must move or end."""
+
+    def __init__(self, loader: Callable[[], tuple[dict[str, Any], str | None, dict[str, Any] | None, bool]], had_cookie: bool) -> None:
+        self._loader = loader
+        self._data: dict[str, Any] | None = None
+        self.sid: str | None = None  # the cookie value of the stored session
+        self.row: dict[str, Any] | None = None
+        self.had_cookie = had_cookie
+        self.expired = False  # the cookie named a session that timed out
+        self.modified = False
+        self.rotate = False  # move the data to a new id (and forget the old row) when saving
+
+    @property
+    def loaded(self) -> bool:
+        return self._data is not None
+
+    def _d(self) -> dict[str, Any]:
+        if self._data is None:
+            self._data, self.sid, self.row, self.expired = self._loader()
+        return self._data
+
+    def __getitem__(self, key: str) -> Any:
+        return self._d()[key]
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self._d()[key] = value
+        self.modified = True
+
+    def __delitem__(self, key: str) -> None:
+        del self._d()[key]
+        self.modified = True
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._d())
+
+    def __len__(self) -> int:
+        return len(self._d())
+
+    def clear(self) -> None:
+        if self._d():
+            self._d().clear()
+            self.modified = True
+
+
+class DatabaseSessionInterface(SessionInterface):
+    def cookie_name(self, app: Flask) -> str:
+        return SECURE_COOKIE if app.config.get("EHR_SESSION_COOKIE_SECURE", True) else PLAIN_COOKIE
+
+    @staticmethod
+    def idle_us(app: Flask, data: dict[str, Any]) -> int:
+        minutes = app.config["EHR_STAFF_IDLE_MINUTES"] if data.get("kind") == "staff" else app.config["EHR_PATIENT_IDLE_MINUTES"]
+        return int(minutes) * _MINUTE
+
+    def open_session(self, app: Flask, request: Request) -> DatabaseSession:
+        value = request.cookies.get(self.cookie_name(app))
+        store = app.extensions["ehr.store"]
+
+        def load() -> tuple[dict[str, Any], str | None, dict[str, Any] | None, bool]:
+            if not value or len(value) > 128:
+                return {}, None, None, False
+            key = _hash(value)
+            with store.reading(INTERNAL) as uow:
+                row = access.session_get(uow, key)
+            if row is None:
+                return {}, None, None, False  # unknown, ended or replayed after logout: anonymous
+            try:
+                data = _SERIALIZER.loads(row["data"])
+            except ValueError:
+                data = None
+            now = clock.now(app.config)
+            if not isinstance(data, dict) or row["expires_at"] <= now or now - row["last_seen"] > self.idle_us(app, data):
+                with store.writing(INTERNAL) as uow:
+                    access.session_delete(uow, key)
+                return {}, None, None, True
+            return data, value, row, False
+
+        return DatabaseSession(load, had_cookie=value is not None)
+
+    def save_session(self, app: Flask, session: SessionMixin, response: Response) -> None:
+        if not isinstance(session, DatabaseSession):
+            return
+        store = app.extensions["ehr.store"]
+        name = self.cookie_name(app)
+        secure = bool(app.config.get("EHR_SESSION_COOKIE_SECURE", True))
+        if not session.loaded:
+            return
+        response.vary.add("Cookie")
+        data = session._d()
+        now = clock.now(app.config)
+        with store.writing(INTERNAL) as uow:
+            if session.sid is not None and (session.rotate or not data):
+                access.session_delete(uow, _hash(session.sid))
+                session.sid, session.row = None, None
+            if not data:
+                if session.had_cookie:
+                    response.delete_cookie(name, path="/", secure=secure, httponly=True, samesite="Lax")
+                return
+            if session.sid is None:
+                session.sid = secrets.token_urlsafe(32)  # 256 bits from the OS generator
+                if secrets.randbelow(32) == 0:  # now and then: rows of sessions that ended unseen
+                    longest = max(self.idle_us(app, {"kind": "staff"}), self.idle_us(app, {}))
+                    access.purge_sessions(uow, now, now - longest - _MINUTE)
+                access.session_put(uow, dict(
+                    session_hash=_hash(session.sid), account_id=data.get("aid"), created_at=now, last_seen=now,
+                    expires_at=now + int(app.config["EHR_SESSION_MAX_HOURS"]) * 60 * _MINUTE, data=_SERIALIZER.dumps(data),
+                ))
+                response.set_cookie(name, session.sid, path="/", secure=secure, httponly=True, samesite="Lax")
+            elif session.modified:
+                assert session.row is not None
+                access.session_put(uow, {**session.row, "account_id": data.get("aid"), "last_seen": now, "data": _SERIALIZER.dumps(data)})
+            elif session.row is not None and now - session.row["last_seen"] >= TOUCH_SECONDS * 1_000_000:
+                access.touch_session(uow, _hash(session.sid), now)
+
+
+def install(app: Flask) -> None:
+    app.session_interface = DatabaseSessionInterface()
+
+
+# --- what the login views do with the session ---------------------------------------------------
+
+
+def _current() -> DatabaseSession:
+    current = session._get_current_object()  # type: ignore[attr-defined]
+    assert isinstance(current, DatabaseSession), "the database session interface is not installed"
+    return current
+
+
+def begin(account_id: str, kind: str, *, mfa: bool, now: int) -> None:
+    """Start a signed-in session under a new id (the old one, and its data, are dropped)."""
+    current = _current()
+    current.clear()
+    current.rotate = True
+    current.update({"aid": account_id, "kind": kind, "mfa": mfa, "auth_at": now})
+
+
+def begin_challenge(challenge: dict[str, Any], next_path: str | None) -> None:
+    """A password passed, the second factor is due: a fresh session id that holds only that."""
+    current = _current()
+    current.clear()
+    current.rotate = True
+    current["pending"] = challenge
+    if next_path:
+        current["next"] = next_path
+
+
+def end() -> None:
+    """Log out: the row goes and the cookie is cleared (a form shown later in the same request
+    starts a new anonymous session under a new id)."""
+    current = _current()
+    current.clear()
+    current.rotate = True
+
+
+def expired() -> bool:
+    """Did this request's cookie name a session that timed out (to say so on the login page)?"""
+    current = _current()
+    current._d()
+    return current.expired

@@ -1,0 +1,145 @@
+"""Finding, registering and opening patients."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from flask import redirect, render_template, request, session, url_for
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from werkzeug.wrappers import Response
+
+from ehr.auth.current import login_required
+from ehr.clinic import bp, common, forms
+from ehr.fhir import jsonio
+from ehr.fhir.outcomes import FhirError
+from ehr.identity import codetables, qr
+from ehr.services import care, chart, registration, search
+
+WARNINGS = {
+    "cccd-prefix": _l("3 chữ số đầu của CCCD không phải mã tỉnh nơi đăng ký khai sinh đã biết."),
+    "cccd-sex": _l("Chữ số thứ 4 của CCCD ứng với giới tính khác với giới tính đã nhập."),
+    "cccd-century": _l("Chữ số thứ 4 của CCCD ứng với thế kỷ sinh khác với ngày sinh."),
+    "cccd-birth-year": _l("Chữ số 5-6 của CCCD khác với năm sinh."),
+}
+
+
+def _query(q: str) -> tuple[str, list[tuple[str, str]]]:
+    """What the desk typed: a CCCD, a BHYT code, a phone number, or a name."""
+    compact = "".join(q.split())
+    systems = common.store().systems
+    if re.fullmatch(r"\d{12}", compact):
+        return "cccd", [("identifier", f"{systems.cccd}|{compact}")]
+    if re.fullmatch(r"[A-Za-z]{2}\d{13}|\d{10}", compact) and not compact.startswith("0"):
+        return "bhyt", [("_has:Coverage:beneficiary:identifier", compact.upper())]
+    if re.fullmatch(r"\+?\d{9,12}", compact):
+        return "phone", [("phone", compact)]
+    return "name", [("name", q.strip())]
+
+
+@bp.get("/patients")
+@login_required(kind="staff", roles=common.STAFF)
+def find() -> str:
+    q = request.args.get("q", "").strip()
+    results: list[dict[str, Any]] = []
+    kind = None
+    if q:
+        kind, params = _query(q)
+        page = search.search(common.store(), common.ctx(), "Patient", [*params, ("_count", "50")])
+        results = [jsonio.loads_stored(v.body or b"{}") for v, mode in page.entries if mode == "match"]
+    recent = []
+    for pid in session.get("recent", []):
+        try:
+            recent.append(chart.patient(common.store(), common.ctx(), pid))
+        except FhirError:
+            continue  # no longer visible (a break-glass grant ended)
+    return render_template("clinic/find.html", q=q, kind=kind, results=results, recent=recent, common=common)
+
+
+@bp.post("/patients/check-in")
+@login_required(kind="staff", roles=common.STAFF)
+def check_in() -> Response | tuple[str, int]:
+    number = request.form.get("cccd", "")
+    try:
+        patient_id = care.check_in(common.store(), common.ctx(), number)
+    except FhirError as exc:
+        message = _("Không có bệnh nhân nào đã đăng ký với số CCCD này.") if exc.status == 404 else _("Số CCCD phải có đúng 12 chữ số.")
+        return render_template("clinic/find.html", q=number, kind="cccd", results=[], recent=[], common=common, error=message), 422
+    return redirect(url_for("clinic.patient", patient_id=patient_id))
+
+
+def _choices() -> dict[str, Any]:
+    return {
+        "province_options": [(p.code, p.full_name) for p in sorted(codetables.provinces().values(), key=lambda p: p.name)],
+        "communes": sorted(codetables.communes().values(), key=lambda c: (c.province_code, c.name)),
+        "ethnic_groups": sorted(codetables.ethnic_groups().items()),
+        "occupations": sorted(codetables.occupations().items()),
+    }
+
+
+@bp.route("/patients/new", methods=["GET", "POST"])
+@login_required(kind="staff", roles=common.STAFF)
+def register() -> Response | str | tuple[str, int]:
+    values: dict[str, Any] = {"nationality": "VN", "ethnicity": "01"}
+    errors: dict[str, list[str]] = {}
+    if request.method == "POST" and request.form.get("action") == "qr":
+        values.update({k: v for k, v in request.form.items() if k not in ("csrf_token", "action")})
+        try:
+            card = qr.parse(request.form.get("qr", ""))
+            values.update(cccd=card.cccd, full_name=card.full_name, birth_date=card.birth_date.strftime("%d/%m/%Y"),
+                          gender=card.gender, address_line=card.address)
+        except qr.QrError:
+            errors["qr"] = [_("Không đọc được mã QR trên CCCD: dán đúng nội dung quét được (7 trường, phân cách bằng |).")]
+        return render_template("clinic/register.html", values=values, errors=errors, **_choices()), (422 if errors else 200)
+    if request.method == "POST":
+        values = {k: v for k, v in request.form.items() if k != "csrf_token"}
+        data, errors = forms.RegisterSchema().load_form(request.form)
+        if data is not None:
+            try:
+                done = registration.register(common.store(), common.ctx(), data)
+            except FhirError as exc:
+                field = registration.check_fields(exc.issues[0]) if exc.issues else None
+                errors = {field or "form": [_("Không lưu được: %(reason)s", reason=exc.issues[0].diagnostics if exc.issues else exc.status)]}
+            else:
+                args: dict[str, Any] = {"patient_id": done.patient_id}
+                if done.existing:
+                    args["existing"] = 1
+                if done.warnings:
+                    args["w"] = ",".join(done.warnings)
+                return redirect(url_for("clinic.patient", **args))
+        return render_template("clinic/register.html", values=values, errors=errors, **_choices()), 422
+    return render_template("clinic/register.html", values=values, errors=errors, **_choices())
+
+
+@bp.get("/patients/<patient_id>")
+@login_required(kind="staff", roles=common.STAFF)
+def patient(patient_id: str) -> str | tuple[str, int]:
+    try:
+        record = chart.chart(common.store(), common.ctx(), patient_id)
+    except FhirError as exc:
+        if exc.status in (403, 404):
+            return render_template("clinic/closed.html", patient_id=patient_id), 404
+        raise
+    common.remember(patient_id)
+    warnings = [str(WARNINGS[w]) for w in request.args.get("w", "").split(",") if w in WARNINGS]
+    return render_template("clinic/chart.html", c=record, warnings=warnings, existing=bool(request.args.get("existing")),
+                           activation=None, common=common)
+
+
+@bp.post("/patients/<patient_id>/break-glass")
+@login_required(kind="staff", roles=common.CLINICIANS)
+def break_glass(patient_id: str) -> Response | tuple[str, int]:
+    reason = request.form.get("reason", "")
+    try:
+        minutes = int(request.form.get("minutes", "60"))
+    except ValueError:
+        minutes = 0
+    try:
+        care.break_glass(common.store(), common.ctx(), patient_id, reason, minutes)
+    except FhirError as exc:
+        if exc.status == 404:
+            return render_template("clinic/closed.html", patient_id=patient_id, error=_("Không tìm thấy bệnh nhân.")), 404
+        message = _("Nêu lý do cấp cứu (ít nhất 10 ký tự); thời hạn từ 1 đến 240 phút.")
+        return render_template("clinic/closed.html", patient_id=patient_id, error=message, reason=reason, minutes=minutes), 422
+    return redirect(url_for("clinic.patient", patient_id=patient_id))

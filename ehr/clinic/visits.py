@@ -1,0 +1,163 @@
+"""Today's visits, recording a visit, showing and signing it."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime, timezone
+from decimal import Decimal
+from typing import Any
+
+from flask import current_app, redirect, render_template, request, url_for
+from flask_babel import get_locale
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from werkzeug.wrappers import Response
+
+from ehr.auth.current import login_required
+from ehr.clinic import bp, common, forms
+from ehr.fhir import jsonio
+from ehr.fhir import visit as v
+from ehr.fhir.outcomes import FhirError
+from ehr.identity import clinical_codes, icd10
+from ehr.services import chart, search, signing, visits
+
+CLASSES = {"AMB": _l("Ngoại trú"), "IMP": _l("Nội trú"), "EMER": _l("Cấp cứu"), "VR": _l("Khám từ xa"), "HH": _l("Khám tại nhà")}
+
+
+def _blood_groups() -> dict[str, str]:
+    """LOINC answer codes of 882-1 (verified list LL2972-9) and their Vietnamese names."""
+    return {g.code: clinical_codes.label(g, str(get_locale() or "vi")) for g in clinical_codes.blood_groups()}
+
+
+def _routes() -> dict[str, str]:
+    return {r.code: clinical_codes.label(r, str(get_locale() or "vi")) for r in clinical_codes.routes()}
+
+
+STATES = {"planned": "waiting", "arrived": "waiting", "triaged": "waiting", "in-progress": "in-progress", "onleave": "in-progress",
+          "finished": "finished", "cancelled": "finished"}
+
+
+@bp.get("/")
+@login_required(kind="staff", roles=common.STAFF)
+def today() -> str:
+    ctx = common.ctx()
+    params = [("service-provider", f"Organization/{ctx.organization}"), ("date", date.today().isoformat()), ("_count", "200"),
+              ("_include", "Encounter:subject"), ("_sort", "date")]
+    page = search.search(common.store(), ctx, "Encounter", params)
+    patients = {v_.logical_id: jsonio.loads_stored(v_.body or b"{}") for v_, mode in page.entries if v_.resource_type == "Patient"}
+    groups: dict[str, list[dict[str, Any]]] = {"waiting": [], "in-progress": [], "finished": []}
+    for version, mode in page.entries:
+        if mode != "match":
+            continue
+        enc = jsonio.loads_stored(version.body or b"{}")
+        pid = ((enc.get("subject") or {}).get("reference") or "/").split("/", 1)[1]
+        groups[STATES.get(enc.get("status", ""), "waiting")].append({"encounter": enc, "patient": patients.get(pid, {}), "patient_id": pid})
+    return render_template("clinic/today.html", groups=groups, common=common)
+
+
+def _decimal(value: Any) -> Decimal | None:
+    return Decimal(str(value)) if value is not None else None
+
+
+def _visit(patient_id: str, data: dict[str, Any], form: Any, errors: dict[str, list[str]]) -> v.Visit | None:
+    ctx = common.ctx()
+    diagnoses = []
+    for i, row in enumerate(forms.rows(form, "dx", ("code",))):
+        problem = icd10.check(row["code"])
+        found = icd10.lookup(row["code"]) if problem is None else None
+        if found is None:
+            errors[f"dx-{i}-code"] = [_("Mã ICD-10 không có trong danh mục.")]
+        else:
+            diagnoses.append(v.Diagnosis(found.code, found.display))
+    prescriptions = []
+    for i, row in enumerate(forms.rows(form, "rx", ("drug", "dose", "unit", "route", "frequency", "days", "quantity", "instructions"))):
+        try:
+            frequency = int(row["frequency"] or 0)
+            days = int(row["days"]) if row["days"] else None
+            quantity = Decimal(row["quantity"]) if row["quantity"] else None
+            dose = Decimal(row["dose"]) if row["dose"] else None
+        except (ValueError, ArithmeticError):
+            errors[f"rx-{i}-drug"] = [_("Liều, số lần, số ngày và số lượng phải là số.")]
+            continue
+        if not row["drug"] or not 1 <= frequency <= 12 or (days is not None and not 1 <= days <= 365):
+            errors[f"rx-{i}-drug"] = [_("Nhập tên thuốc, số lần dùng mỗi ngày (1-12) và số ngày (1-365).")]
+            continue
+        route = clinical_codes.by_code(clinical_codes.routes(), row["route"]) if row["route"] else None
+        prescriptions.append(v.Prescription(row["drug"], dose, row["unit"] or None, route.code if route else None, route.display if route else None,
+                                            frequency, days, quantity, row["instructions"] or None))
+    allergies = [v.Allergy(r["substance"], r["criticality"] or None, r["reaction"] or None)
+                 for r in forms.rows(form, "al", ("substance", "criticality", "reaction")) if r["substance"]]
+    if errors:
+        return None
+    vitals = {k: data[k] for k in ("systolic", "diastolic", "heart_rate", "temperature", "spo2", "respiratory_rate", "height", "weight")
+              if data.get(k) is not None}
+    group = data.get("blood_group")
+    return v.Visit(
+        patient_id=patient_id, organization_id=ctx.organization or "", token=data["token"], started=datetime.now(timezone.utc),
+        class_code=data["class_code"], class_display=str(CLASSES.get(data["class_code"], data["class_code"])), reason=data["reason"],
+        vitals={k: Decimal(str(val)) for k, val in vitals.items()},
+        blood_group=(group, blood.display) if (blood := clinical_codes.by_code(clinical_codes.blood_groups(), group or "")) else None,
+        diagnoses=diagnoses, allergies=allergies, prescriptions=prescriptions,
+        note=data.get("note"), advice=data.get("advice"), revisit=data.get("revisit"),
+    )
+
+
+@bp.route("/patients/<patient_id>/visits/new", methods=["GET", "POST"])
+@login_required(kind="staff", roles=common.CLINICIANS)
+def new_visit(patient_id: str) -> Response | str | tuple[str, int]:
+    try:
+        patient = chart.patient(common.store(), common.ctx(), patient_id)
+    except FhirError:
+        return render_template("clinic/closed.html", patient_id=patient_id), 404
+    values: dict[str, Any] = {"token": str(uuid.uuid4()), "class_code": "AMB"}
+    errors: dict[str, list[str]] = {}
+    if request.method == "POST":
+        values = {k: v_ for k, v_ in request.form.items() if k != "csrf_token"}
+        data, errors = forms._load(forms.VisitSchema(), forms._blank_to_none(request.form))
+        visit = _visit(patient_id, data or {}, request.form, errors) if data is not None else None
+        if visit is not None:
+            try:
+                encounter_id = visits.record(common.store(), common.ctx(), visit)
+            except FhirError as exc:
+                errors = {"form": [_("Không lưu được: %(reason)s", reason=exc.issues[0].diagnostics if exc.issues else exc.status)]}
+            else:
+                return redirect(url_for("clinic.visit", encounter_id=encounter_id))
+        status = 422
+    else:
+        status = 200
+    return render_template("clinic/visit_form.html", patient=patient, patient_id=patient_id, values=values, errors=errors,
+                           classes=CLASSES, blood_groups=_blood_groups(), routes=_routes(), common=common), status
+
+
+@bp.get("/visits/<encounter_id>")
+@login_required(kind="staff", roles=common.STAFF)
+def visit(encounter_id: str) -> str | tuple[str, int]:
+    try:
+        encounter, items, signature = chart.visit(common.store(), common.ctx(), encounter_id)
+    except FhirError:
+        return render_template("clinic/closed.html", patient_id=None), 404
+    report = None
+    if signature:
+        report = signing.verify(common.store(), common.ctx(), current_app.extensions["ehr.signing"], signature)
+    patient_id = ((encounter.get("subject") or {}).get("reference") or "/").split("/", 1)[1]
+    return render_template("clinic/visit.html", encounter=encounter, items=items, signature=signature, report=report,
+                           patient_id=patient_id, classes=CLASSES, common=common)
+
+
+@bp.post("/visits/<encounter_id>/sign")
+@login_required(kind="staff", roles=("doctor",))
+def sign(encounter_id: str) -> Response | tuple[str, int]:
+    try:
+        signing.sign_visit(common.store(), common.ctx(), current_app.extensions["ehr.signing"], encounter_id)
+    except FhirError as exc:
+        if exc.status != 409:
+            raise
+    return redirect(url_for("clinic.visit", encounter_id=encounter_id))
+
+
+@bp.get("/icd10")
+@login_required(kind="staff", roles=common.STAFF)
+def icd10_search() -> dict[str, Any]:
+    """The diagnosis picker's suggestions (code and name), for the typed text."""
+    found = icd10.search(request.args.get("q", ""), limit=15)
+    return {"items": [{"code": d.code, "display": d.display} for d in found]}

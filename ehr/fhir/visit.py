@@ -1,0 +1,334 @@
+"""A clinic visit as standard FHIR R4 resources, built as one transaction Bundle.
+
+Pure functions: the input is a checked `Visit`; the output a `transaction` Bundle whose entries
+reference each other by `urn:uuid:` and whose every entry is a conditional create on a business
+identifier derived from the form's submission token. Submitting the same form twice therefore
+writes nothing the second time, even when both submissions race (conditional creates lock their
+identifier).
+
+Codes: vital signs per the FHIR vital-signs profile (LOINC, UCUM); diagnoses ICD-10 (the main
+diagnosis first, `Encounter.diagnosis.rank` 1); blood group LOINC 882-1; the visit summary a
+Composition (LOINC 34133-9) with the clinical note and the advice; the re-visit an Appointment.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
+
+from ehr.fhir.terminology import ACT_CODE, ALLERGY_CLINICAL, ALLERGY_VERIFICATION, CONDITION_CATEGORY, CONDITION_CLINICAL
+from ehr.fhir.terminology import CONDITION_VERIFICATION, ICD10, LOINC, OBSERVATION_CATEGORY, UCUM, VITAL_SIGNS
+
+ITEM_SYSTEM_PATH = "visit-item"  # identifier system suffix: <base>/visit-item, value <token>/<item>
+DIAGNOSIS_ROLE = "http://terminology.hl7.org/CodeSystem/diagnosis-role"
+CVX = "http://hl7.org/fhir/sid/cvx"
+ROLE_CODE = "http://terminology.hl7.org/CodeSystem/v3-RoleCode"
+ACT_SITE = "http://terminology.hl7.org/CodeSystem/v3-ActSite"
+SNOMED = "http://snomed.info/sct"
+ASSOCIATED_ENCOUNTER = "http://hl7.org/fhir/StructureDefinition/encounter-associatedEncounter"
+BLOOD_GROUP_LOINC = "882-1"
+_SINGLE_IDENTIFIER = frozenset({"Composition"})  # 0..1 identifier in R4
+
+
+@dataclass(frozen=True)
+class Diagnosis:
+    code: str  # ICD-10, checked
+    display: str
+
+
+@dataclass(frozen=True)
+class Allergy:
+    substance: str
+    criticality: str | None = None  # low | high | unable-to-assess
+    reaction: str | None = None
+
+
+@dataclass(frozen=True)
+class Vaccination:
+    cvx: str
+    display: str
+    occurred: date
+    lot: str | None = None
+    site: str | None = None  # v3-ActSite code
+    site_display: str | None = None
+
+
+@dataclass(frozen=True)
+class Prescription:
+    drug: str
+    dose_value: Decimal | None
+    dose_unit: str | None
+    route: str | None  # SNOMED CT route code
+    route_display: str | None
+    frequency: int  # times per day
+    duration_days: int | None
+    quantity: Decimal | None
+    instructions: str | None
+
+
+@dataclass(frozen=True)
+class PastProcedure:
+    text: str
+    performed: date | None = None
+
+
+@dataclass(frozen=True)
+class FamilyHistory:
+    relationship: str  # v3-RoleCode
+    relationship_display: str
+    condition: str
+
+
+@dataclass
+class Visit:
+    patient_id: str
+    organization_id: str
+    token: str  # the form's one-time submission token
+    started: datetime
+    class_code: str = "AMB"
+    class_display: str = "ambulatory"
+    reason: str | None = None
+    vitals: dict[str, Decimal] = field(default_factory=dict)  # keys of VITAL_SIGNS, without bmi
+    blood_group: tuple[str, str] | None = None  # (code, display)
+    diagnoses: list[Diagnosis] = field(default_factory=list)
+    allergies: list[Allergy] = field(default_factory=list)
+    vaccinations: list[Vaccination] = field(default_factory=list)
+    prescriptions: list[Prescription] = field(default_factory=list)
+    procedures: list[PastProcedure] = field(default_factory=list)
+    family: list[FamilyHistory] = field(default_factory=list)
+    note: str | None = None
+    advice: str | None = None
+    revisit: date | None = None
+
+
+def bmi(height_cm: Decimal, weight_kg: Decimal) -> Decimal:
+    """Body mass index, one decimal (kg/m2)."""
+    metres = height_cm / Decimal(100)
+    return (weight_kg / (metres * metres)).quantize(Decimal("0.1"), rounding=ROUND_HALF_UP)
+
+
+class _Builder:
+    def __init__(self, visit: Visit, identifier_base: str) -> None:
+        self.visit = visit
+        self.system = f"{identifier_base.rstrip('/')}/{ITEM_SYSTEM_PATH}"
+        self.entries: list[dict[str, Any]] = []
+        self.encounter_url = self._urn()
+        self.patient = {"reference": f"Patient/{visit.patient_id}"}
+        self.encounter = {"reference": self.encounter_url}
+        self.when = visit.started.isoformat()
+
+    @staticmethod
+    def _urn() -> str:
+        return f"urn:uuid:{uuid.uuid4()}"
+
+    def add(self, resource: dict[str, Any], item: str, url: str | None = None) -> str:
+        value = f"{self.visit.token}/{item}"
+        ident = {"system": self.system, "value": value}
+        resource["identifier"] = ident if resource["resourceType"] in _SINGLE_IDENTIFIER else [ident]
+        url = url or self._urn()
+        self.entries.append({
+            "fullUrl": url,
+            "resource": resource,
+            "request": {"method": "POST", "url": resource["resourceType"], "ifNoneExist": f"identifier={self.system}|{value}"},
+        })
+        return url
+
+
+def _quantity(value: Decimal, unit: str) -> dict[str, Any]:
+    return {"value": value, "unit": unit, "system": UCUM, "code": unit}
+
+
+def _vital(b: _Builder, key: str, value: Decimal) -> None:
+    sign = VITAL_SIGNS[key]
+    b.add({
+        "resourceType": "Observation", "status": "final",
+        "category": [{"coding": [{"system": OBSERVATION_CATEGORY, "code": "vital-signs", "display": "Vital Signs"}]}],
+        "code": {"coding": [{"system": LOINC, "code": sign.loinc, "display": sign.display}], "text": sign.display},
+        "subject": b.patient, "encounter": b.encounter, "effectiveDateTime": b.when,
+        "valueQuantity": _quantity(value, sign.unit or ""),
+    }, f"vital-{key}")
+
+
+def _blood_pressure(b: _Builder, systolic: Decimal, diastolic: Decimal) -> None:
+    panel, sys_, dia = VITAL_SIGNS["bp"], VITAL_SIGNS["systolic"], VITAL_SIGNS["diastolic"]
+    b.add({
+        "resourceType": "Observation", "status": "final",
+        "category": [{"coding": [{"system": OBSERVATION_CATEGORY, "code": "vital-signs", "display": "Vital Signs"}]}],
+        "code": {"coding": [{"system": LOINC, "code": panel.loinc, "display": panel.display}], "text": "Blood pressure"},
+        "subject": b.patient, "encounter": b.encounter, "effectiveDateTime": b.when,
+        "component": [
+            {"code": {"coding": [{"system": LOINC, "code": s.loinc, "display": s.display}]}, "valueQuantity": _quantity(v, "mm[Hg]")}
+            for s, v in ((sys_, systolic), (dia, diastolic))
+        ],
+    }, "vital-bp")
+
+
+def _vitals(b: _Builder) -> None:
+    v = b.visit.vitals
+    if "systolic" in v and "diastolic" in v:
+        _blood_pressure(b, v["systolic"], v["diastolic"])
+    for key in ("heart_rate", "temperature", "spo2", "respiratory_rate", "height", "weight"):
+        if key in v:
+            _vital(b, key, v[key])
+    if "height" in v and "weight" in v:
+        _vital(b, "bmi", bmi(v["height"], v["weight"]))
+    if b.visit.blood_group:
+        code, display = b.visit.blood_group
+        b.add({
+            "resourceType": "Observation", "status": "final",
+            "category": [{"coding": [{"system": OBSERVATION_CATEGORY, "code": "laboratory", "display": "Laboratory"}]}],
+            "code": {"coding": [{"system": LOINC, "code": BLOOD_GROUP_LOINC, "display": "ABO and Rh group [Type] in Blood"}]},
+            "subject": b.patient, "encounter": b.encounter, "effectiveDateTime": b.when,
+            "valueCodeableConcept": {"coding": [{"system": LOINC, "code": code, "display": display}], "text": display},
+        }, "blood-group")
+
+
+def _diagnoses(b: _Builder) -> list[dict[str, Any]]:
+    ranked = []
+    for rank, d in enumerate(b.visit.diagnoses, start=1):
+        url = b.add({
+            "resourceType": "Condition",
+            "clinicalStatus": {"coding": [{"system": CONDITION_CLINICAL, "code": "active"}]},
+            "verificationStatus": {"coding": [{"system": CONDITION_VERIFICATION, "code": "confirmed"}]},
+            "category": [{"coding": [{"system": CONDITION_CATEGORY, "code": "encounter-diagnosis", "display": "Encounter Diagnosis"}]}],
+            "code": {"coding": [{"system": ICD10, "code": d.code, "display": d.display}], "text": d.display},
+            "subject": b.patient, "encounter": b.encounter, "recordedDate": b.when,
+        }, f"diagnosis-{rank}")
+        ranked.append({
+            "condition": {"reference": url}, "rank": rank,
+            "use": {"coding": [{"system": DIAGNOSIS_ROLE, "code": "DD" if rank == 1 else "CM",
+                                "display": "Discharge diagnosis" if rank == 1 else "Comorbidity diagnosis"}]},
+        })
+    return ranked
+
+
+def _history(b: _Builder) -> None:
+    v = b.visit
+    for i, a in enumerate(v.allergies, start=1):
+        allergy: dict[str, Any] = {
+            "resourceType": "AllergyIntolerance",
+            "clinicalStatus": {"coding": [{"system": ALLERGY_CLINICAL, "code": "active"}]},
+            "verificationStatus": {"coding": [{"system": ALLERGY_VERIFICATION, "code": "confirmed"}]},
+            "code": {"text": a.substance}, "patient": b.patient, "encounter": b.encounter, "recordedDate": b.when,
+        }
+        if a.criticality:
+            allergy["criticality"] = a.criticality
+        if a.reaction:
+            allergy["reaction"] = [{"manifestation": [{"text": a.reaction}]}]
+        b.add(allergy, f"allergy-{i}")
+    for i, vac in enumerate(v.vaccinations, start=1):
+        shot: dict[str, Any] = {
+            "resourceType": "Immunization", "status": "completed",
+            "vaccineCode": {"coding": [{"system": CVX, "code": vac.cvx, "display": vac.display}], "text": vac.display},
+            "patient": b.patient, "encounter": b.encounter, "occurrenceDateTime": vac.occurred.isoformat(),
+            "performer": [{"actor": {"reference": f"Organization/{v.organization_id}"}}],
+        }
+        if vac.lot:
+            shot["lotNumber"] = vac.lot
+        if vac.site:
+            shot["site"] = {"coding": [{"system": ACT_SITE, "code": vac.site, "display": vac.site_display or vac.site}]}
+        b.add(shot, f"immunization-{i}")
+    for i, p in enumerate(v.procedures, start=1):
+        procedure: dict[str, Any] = {
+            "resourceType": "Procedure", "status": "completed", "code": {"text": p.text},
+            "subject": b.patient, "encounter": b.encounter,
+        }
+        if p.performed:
+            procedure["performedDateTime"] = p.performed.isoformat()
+        b.add(procedure, f"procedure-{i}")
+    for i, f in enumerate(v.family, start=1):
+        b.add({
+            "resourceType": "FamilyMemberHistory", "status": "completed", "patient": b.patient,
+            "extension": [{"url": ASSOCIATED_ENCOUNTER, "valueReference": b.encounter}],
+            "relationship": {"coding": [{"system": ROLE_CODE, "code": f.relationship, "display": f.relationship_display}]},
+            "condition": [{"code": {"text": f.condition}}],
+        }, f"family-{i}")
+
+
+def _prescriptions(b: _Builder) -> None:
+    for i, rx in enumerate(b.visit.prescriptions, start=1):
+        dosage: dict[str, Any] = {
+            "sequence": 1,
+            "timing": {"repeat": {"frequency": rx.frequency, "period": 1, "periodUnit": "d"}},
+        }
+        if rx.duration_days:
+            dosage["timing"]["repeat"]["boundsDuration"] = {"value": rx.duration_days, "unit": "d", "system": UCUM, "code": "d"}
+        if rx.instructions:
+            dosage["text"] = rx.instructions
+        if rx.route:
+            dosage["route"] = {"coding": [{"system": SNOMED, "code": rx.route, "display": rx.route_display or rx.route}]}
+        if rx.dose_value is not None:
+            dosage["doseAndRate"] = [{"doseQuantity": {"value": rx.dose_value, "unit": rx.dose_unit or ""}}]
+        request: dict[str, Any] = {
+            "resourceType": "MedicationRequest", "status": "active", "intent": "order",
+            "medicationCodeableConcept": {"text": rx.drug},
+            "subject": b.patient, "encounter": b.encounter, "authoredOn": b.when,
+            "dosageInstruction": [dosage],
+        }
+        if rx.quantity is not None or rx.duration_days:
+            dispense: dict[str, Any] = {}
+            if rx.quantity is not None:
+                dispense["quantity"] = {"value": rx.quantity}
+            if rx.duration_days:
+                dispense["expectedSupplyDuration"] = {"value": rx.duration_days, "unit": "d", "system": UCUM, "code": "d"}
+            request["dispenseRequest"] = dispense
+        b.add(request, f"prescription-{i}")
+
+
+def _summary(b: _Builder) -> None:
+    v = b.visit
+    if v.revisit:
+        b.add({
+            "resourceType": "Appointment", "status": "proposed",
+            "description": "Tái khám",
+            "start": f"{v.revisit.isoformat()}T08:00:00+07:00", "end": f"{v.revisit.isoformat()}T08:30:00+07:00",
+            "supportingInformation": [b.encounter],
+            "participant": [
+                {"actor": b.patient, "status": "needs-action"},
+                {"actor": {"reference": f"Organization/{v.organization_id}"}, "status": "accepted"},
+            ],
+        }, "revisit")
+    sections = []
+    for title, code, text in (("Ghi chú lâm sàng", "10164-2", v.note), ("Lời dặn của bác sĩ", "69730-0", v.advice)):
+        if text:
+            sections.append({
+                "title": title, "code": {"coding": [{"system": LOINC, "code": code}]},
+                "text": {"status": "generated", "div": f'<div xmlns="http://www.w3.org/1999/xhtml">{_escape(text)}</div>'},
+            })
+    if sections:
+        b.add({
+            "resourceType": "Composition", "status": "preliminary",
+            "type": {"coding": [{"system": LOINC, "code": "34133-9", "display": "Summary of episode note"}]},
+            "subject": b.patient, "encounter": b.encounter, "date": b.when,
+            "author": [{"reference": f"Organization/{v.organization_id}"}], "title": "Tóm tắt đợt khám",
+            "section": sections,
+        }, "summary")
+
+
+def _escape(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("\n", "<br/>")
+
+
+def transaction(visit: Visit, identifier_base: str) -> dict[str, Any]:
+    """The whole visit as one transaction Bundle (entries conditional on the submission token)."""
+    b = _Builder(visit, identifier_base)
+    encounter: dict[str, Any] = {
+        "resourceType": "Encounter", "status": "in-progress",
+        "class": {"system": ACT_CODE, "code": visit.class_code, "display": visit.class_display},
+        "subject": b.patient, "period": {"start": b.when},
+        "serviceProvider": {"reference": f"Organization/{visit.organization_id}"},
+    }
+    if visit.reason:
+        encounter["reasonCode"] = [{"text": visit.reason}]
+    b.add(encounter, "encounter", url=b.encounter_url)
+    _vitals(b)
+    ranked = _diagnoses(b)
+    if ranked:
+        encounter["diagnosis"] = ranked
+    _history(b)
+    _prescriptions(b)
+    _summary(b)
+    return {"resourceType": "Bundle", "type": "transaction", "entry": b.entries}

@@ -1,0 +1,66 @@
+"""The patient chart as the clinic sees it: one call gathering the record through search (so the
+policy, the gates and the audit trail apply exactly as on the API)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from ehr.fhir import jsonio
+from ehr.services import resources, search
+from ehr.services.context import AccessContext
+from ehr.store.runtime import Store
+
+VITAL_CODES = ("85354-9", "8867-4", "8310-5", "59408-5", "9279-1", "8302-2", "29463-7", "39156-5")
+
+
+@dataclass
+class Chart:
+    patient: dict[str, Any]
+    encounters: list[dict[str, Any]] = field(default_factory=list)
+    problems: list[dict[str, Any]] = field(default_factory=list)
+    allergies: list[dict[str, Any]] = field(default_factory=list)
+    medications: list[dict[str, Any]] = field(default_factory=list)
+    immunizations: list[dict[str, Any]] = field(default_factory=list)
+    vitals: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _find(store: Store, ctx: AccessContext, rtype: str, params: list[tuple[str, str]]) -> list[dict[str, Any]]:
+    page = search.search(store, ctx, rtype, [*params, ("_count", "100")])
+    return [jsonio.loads_stored(v.body or b"{}") for v, mode in page.entries if mode == "match"]
+
+
+def patient(store: Store, ctx: AccessContext, patient_id: str) -> dict[str, Any]:
+    return jsonio.loads_stored(resources.read(store, ctx, "Patient", patient_id).body or b"{}")
+
+
+def chart(store: Store, ctx: AccessContext, patient_id: str) -> Chart:
+    """404 (as FhirError) when the patient is not visible to the context."""
+    patient_doc = patient(store, ctx, patient_id)
+    who = [("patient", patient_id)]
+    return Chart(
+        patient=patient_doc,
+        encounters=_find(store, ctx, "Encounter", [*who, ("_sort", "-date")]),
+        problems=_find(store, ctx, "Condition", [*who, ("clinical-status", "active"), ("_sort", "-recorded-date")]),
+        allergies=_find(store, ctx, "AllergyIntolerance", [*who, ("clinical-status", "active")]),
+        medications=_find(store, ctx, "MedicationRequest", [*who, ("status", "active"), ("_sort", "-authoredon")]),
+        immunizations=_find(store, ctx, "Immunization", [*who, ("_sort", "-date")]),
+        vitals=_find(store, ctx, "Observation", [*who, ("code", ",".join(f"http://loinc.org|{c}" for c in VITAL_CODES)), ("_sort", "-date")]),
+    )
+
+
+def visit(store: Store, ctx: AccessContext, encounter_id: str) -> tuple[dict[str, Any], list[dict[str, Any]], str | None]:
+    """The Encounter, the resources that reference it, and its signature Provenance id (if signed)."""
+    encounter = resources.read(store, ctx, "Encounter", encounter_id)
+    doc = jsonio.loads_stored(encounter.body or b"{}")
+    patient_id = ((doc.get("subject") or {}).get("reference") or "/").split("/", 1)[1]
+    items: list[dict[str, Any]] = []
+    ref = f"Encounter/{encounter_id}"
+    for rtype in ("Observation", "Condition", "MedicationRequest", "Procedure"):
+        items += _find(store, ctx, rtype, [("encounter", ref)])
+    for rtype in ("AllergyIntolerance", "Immunization", "Composition", "Appointment", "FamilyMemberHistory"):
+        items += [d for d in _find(store, ctx, rtype, [("patient", patient_id)]) if ref in jsonio.canonical(d).decode()]
+    provenances = [p for p in _find(store, ctx, "Provenance", [("patient", patient_id)])
+                   if any(t.get("reference", "").startswith(ref + "/") for t in p.get("target") or [])]
+    signature = sorted(provenances, key=lambda p: p.get("recorded", ""))[-1]["id"] if provenances else None
+    return doc, items, signature

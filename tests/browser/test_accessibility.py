@@ -1,0 +1,69 @@
+"""Every page of the clinic blueprint, enumerated from the URL map (a new page cannot be missed),
+passes axe-core with no serious or critical violation, in Vietnamese and in English.
+
+axe-core comes from the npm registry (`.ci/run` installs it into .cache/axe; EHR_AXE_JS overrides)."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+
+import pytest
+
+from ehr.fhir.visit import Visit
+from ehr.services import accounts, care, policy, resources, visits
+from ehr.services.context import AccessContext
+from ehr.store.keys import now_us
+from datetime import datetime, timezone
+
+OPS = AccessContext.operator("test")
+PASSWORD = "đúng-mật-khẩu-9173"
+AXE = Path(os.environ.get("EHR_AXE_JS") or Path(__file__).resolve().parents[2] / ".cache/axe/node_modules/axe-core/axe.min.js")
+NOT_PAGES = {"clinic.icd10_search"}  # JSON for the picker, not a page
+
+
+@pytest.fixture
+def axe() -> Path:
+    if not AXE.exists():
+        if os.environ.get("EHR_REQUIRE_BROWSER") == "1":
+            pytest.fail(f"axe-core is required but missing at {AXE} (npm install --prefix .cache/axe axe-core@4)")
+        pytest.skip("axe-core not installed (npm install --prefix .cache/axe axe-core@4)")
+    return AXE
+
+
+def _signed_in_receptionist_and_ids(page, store):
+    org = resources.create(store, OPS, {"resourceType": "Organization", "name": "Trạm y tế", "active": True}).version.logical_id
+    patient = resources.create(store, OPS, {"resourceType": "Patient", "name": [{"text": "Phạm Văn Đức"}], "birthDate": "1980-02-03"}).version.logical_id
+    care.record(store, OPS, patient, org)
+    doctor = policy.staff_context(str(uuid.uuid4()), org, "doctor")
+    encounter = visits.record(store, doctor, Visit(patient_id=patient, organization_id=org, token=str(uuid.uuid4()),
+                                                    started=datetime.now(timezone.utc), reason="Đau đầu"))
+    accounts.create_staff(store, OPS, username="yta.hoa", role="nurse", organization_id=org, display_name="Y tá Hoa",
+                          password=PASSWORD, now=now_us())
+    page.goto("/auth/login")
+    page.fill("#login", "yta.hoa")
+    page.fill("#password", PASSWORD)
+    page.click("main button[type=submit]")
+    return {"patient_id": patient, "encounter_id": encounter}
+
+
+def test_every_clinic_page_passes_axe(app, page, store, axe):
+    ids = _signed_in_receptionist_and_ids(page, store)
+    rules = [r for r in app.url_map.iter_rules() if r.endpoint.startswith("clinic.") and "GET" in r.methods and r.endpoint not in NOT_PAGES]
+    assert len(rules) >= 6
+    checked = []
+    for rule in rules:
+        path = rule.rule
+        for name, value in ids.items():
+            path = path.replace(f"<{name}>", value)
+        for lang in ("vi", "en"):
+            page.goto(f"{path}?lang={lang}")
+            assert page.locator("html").get_attribute("lang") == lang
+            page.add_script_tag(path=str(axe))
+            result = page.evaluate("axe.run(document, {resultTypes: ['violations']})")
+            serious = [(v["id"], v["impact"], [n["target"] for n in v["nodes"]][:3]) for v in result["violations"]
+                       if v["impact"] in ("serious", "critical")]
+            assert not serious, f"{path} ({lang}): {serious}"
+            checked.append(f"{path}?lang={lang}")
+    print(f"\naxe-core: {len(checked)} page views of {len(rules)} clinic pages, no serious or critical violation")

@@ -1,0 +1,105 @@
+"""The clinic pages through the test client: forms keep what was typed, errors are Vietnamese."""
+
+from __future__ import annotations
+
+import re
+
+from clinic_helpers import post_form
+from ehr.fhir import jsonio
+from ehr.services import resources
+from ehr.services.context import AccessContext
+
+QR = "001190012345|012345678|Nguyễn Thị Lan|01011990|Nữ|Số 5 Lý Thường Kiệt, Hà Nội|15082021"
+OPS = AccessContext.operator("test")
+
+
+def _register(browser, **extra):
+    data = {"action": "save", "cccd": "001190012345", "full_name": "Nguyễn Thị Lan", "birth_date": "01/01/1990",
+            "gender": "female", "ethnicity": "01", "nationality": "VN", "phone": "0912345678", **extra}
+    return post_form(browser, "/clinic/patients/new", data)
+
+
+def test_pages_need_staff_login(browser):
+    assert browser.get("/clinic/").headers["Location"].startswith("/auth/login")
+
+
+def test_qr_payload_prefills_the_form(signed_in):
+    browser = signed_in("receptionist")
+    page = post_form(browser, "/clinic/patients/new", {"action": "qr", "qr": QR}).get_data(as_text=True)
+    assert 'value="001190012345"' in page and 'value="Nguyễn Thị Lan"' in page and 'value="01/01/1990"' in page
+
+
+def test_invalid_cccd_is_explained_in_vietnamese_and_the_form_kept(signed_in):
+    browser = signed_in("receptionist")
+    response = _register(browser, cccd="12345")
+    page = response.get_data(as_text=True)
+    assert response.status_code == 422
+    assert "Số CCCD phải có đúng 12 chữ số." in page
+    assert 'value="Nguyễn Thị Lan"' in page and 'value="0912345678"' in page
+
+
+def test_missing_fields_and_english(signed_in):
+    browser = signed_in("receptionist")
+    page = post_form(browser, "/clinic/patients/new?lang=en", {"action": "save", "cccd": "001190012345"}).get_data(as_text=True)
+    assert "Required." in page
+
+
+def test_registering_a_known_cccd_opens_the_existing_record(signed_in, store):
+    browser = signed_in("receptionist")
+    first = _register(browser)
+    assert first.status_code == 302
+    again = _register(browser, full_name="Nguyen Thi Lan")
+    assert again.status_code == 302 and "existing=1" in again.headers["Location"]
+    assert first.headers["Location"].split("?")[0] == again.headers["Location"].split("?")[0]
+
+
+def test_impossible_vital_signs_are_refused_with_the_values_kept(signed_in):
+    browser = signed_in("doctor")
+    pid = _register(browser).headers["Location"].split("/")[-1].split("?")[0]
+    path = f"/clinic/patients/{pid}/visits/new"
+    page = browser.get(path).get_data(as_text=True)
+    token = re.search(r'name="token" value="([^"]+)"', page).group(1)
+    response = post_form(browser, path, {"token": token, "reason": "Sốt cao", "temperature": "60", "heart_rate": "88"})
+    text = response.get_data(as_text=True)
+    assert response.status_code == 422
+    assert "Giá trị phải từ 30 đến 45." in text
+    assert 'value="60"' in text and 'value="88"' in text and 'value="Sốt cao"' in text
+
+
+def test_record_sign_and_the_api_refuses_changes(signed_in, client, store):
+    browser = signed_in("doctor")
+    pid = _register(browser).headers["Location"].split("/")[-1].split("?")[0]
+    path = f"/clinic/patients/{pid}/visits/new"
+    token = re.search(r'name="token" value="([^"]+)"', browser.get(path).get_data(as_text=True)).group(1)
+    form = {"token": token, "reason": "Sốt, ho", "systolic": "120", "diastolic": "80", "temperature": "38.5", "height": "160",
+            "weight": "55", "dx-0-code": "J06.9", "dx-1-code": "E11.9", "rx-0-drug": "Paracetamol 500 mg", "rx-0-dose": "1",
+            "rx-0-unit": "viên", "rx-0-route": "26643006", "rx-0-frequency": "3", "rx-0-days": "5", "rx-0-quantity": "15"}
+    saved = post_form(browser, path, form)
+    assert saved.status_code == 302
+    again = post_form(browser, path, form)  # a double submission
+    assert again.headers["Location"] == saved.headers["Location"]
+    visit_path = saved.headers["Location"]
+    encounter_id = visit_path.rsplit("/", 1)[1]
+    signed = post_form(browser, visit_path + "/sign", {}, page=visit_path)
+    assert signed.status_code == 302
+    page = browser.get(visit_path).get_data(as_text=True)
+    assert "chữ ký hợp lệ" in page
+    chart = browser.get(f"/clinic/patients/{pid}").get_data(as_text=True)
+    assert "J06.9" in chart and "Paracetamol 500 mg" in chart
+    encounter = jsonio.loads_stored(resources.read(store, OPS, "Encounter", encounter_id).body)
+    assert encounter["status"] == "finished" and [d["rank"] for d in encounter["diagnosis"]] == [1, 2]
+    put = client.put(f"/fhir/Encounter/{encounter_id}", data=jsonio.canonical(encounter), content_type="application/fhir+json")
+    assert put.status_code == 409
+
+
+def test_a_patient_of_another_facility_needs_break_glass(signed_in, store):
+    other = resources.create(store, OPS, {"resourceType": "Patient", "name": [{"text": "Lê Văn Cường"}]}).version.logical_id
+    browser = signed_in("doctor")
+    closed = browser.get(f"/clinic/patients/{other}")
+    assert closed.status_code == 404 and "Truy cập khẩn cấp" in closed.get_data(as_text=True)
+    short = post_form(browser, f"/clinic/patients/{other}/break-glass", {"reason": "gấp", "minutes": "30"}, page="/clinic/patients")
+    assert short.status_code == 422
+    opened = post_form(browser, f"/clinic/patients/{other}/break-glass", {"reason": "Bệnh nhân hôn mê, cần xem tiền sử dị ứng", "minutes": "30"},
+                       page="/clinic/patients")
+    assert opened.status_code == 302
+    assert browser.get(f"/clinic/patients/{other}").status_code == 200
