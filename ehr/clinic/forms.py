@@ -37,6 +37,14 @@ class DayField(fields.Field):
             raise self.make_error("invalid") from None
 
 
+def parse_day(text: str) -> date | None:
+    """dd/mm/yyyy or yyyy-mm-dd, None when it is not a real date."""
+    try:
+        return DayField().deserialize(text)
+    except ValidationError:
+        return None
+
+
 def _blank_to_none(data: Mapping[str, Any]) -> dict[str, Any]:
     return {k: (v.strip() if isinstance(v, str) else v) for k, v in data.items() if not (isinstance(v, str) and not v.strip())}
 

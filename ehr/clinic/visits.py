@@ -29,6 +29,15 @@ def _blood_groups() -> dict[str, str]:
     return {g.code: clinical_codes.label(g, str(get_locale() or "vi")) for g in clinical_codes.blood_groups()}
 
 
+def _history_choices() -> dict[str, list[tuple[str, str]]]:
+    lang = str(get_locale() or "vi")
+    return {
+        "vaccines": [(x.code, clinical_codes.label(x, lang)) for x in clinical_codes.vaccines()],
+        "sites": [(x.code, clinical_codes.label(x, lang)) for x in clinical_codes.sites()],
+        "relationships": [(x.code, clinical_codes.label(x, lang)) for x in clinical_codes.relationships()],
+    }
+
+
 def _routes() -> dict[str, str]:
     return {r.code: clinical_codes.label(r, str(get_locale() or "vi")) for r in clinical_codes.routes()}
 
@@ -87,6 +96,31 @@ def _visit(patient_id: str, data: dict[str, Any], form: Any, errors: dict[str, l
                                             frequency, days, quantity, row["instructions"] or None))
     allergies = [v.Allergy(r["substance"], r["criticality"] or None, r["reaction"] or None)
                  for r in forms.rows(form, "al", ("substance", "criticality", "reaction")) if r["substance"]]
+    vaccinations = []
+    for i, row in enumerate(forms.rows(form, "im", ("vaccine", "lot", "site", "date"))):
+        vaccine = clinical_codes.by_code(clinical_codes.vaccines(), row["vaccine"])
+        site = clinical_codes.by_code(clinical_codes.sites(), row["site"]) if row["site"] else None
+        given = forms.parse_day(row["date"]) if row["date"] else date.today()
+        if vaccine is None or given is None or given > date.today():
+            errors[f"im-{i}-vaccine"] = [_("Chọn vắc xin và ngày tiêm (không sau hôm nay).")]
+            continue
+        vaccinations.append(v.Vaccination(vaccine.code, vaccine.display, given, row["lot"] or None,
+                                          site.code if site else None, site.display if site else None,
+                                          site.system if site else v.ACT_SITE))
+    procedures = []
+    for i, row in enumerate(forms.rows(form, "pr", ("text", "date"))):
+        performed = forms.parse_day(row["date"]) if row["date"] else None
+        if not row["text"] or (row["date"] and performed is None):
+            errors[f"pr-{i}-text"] = [_("Nhập tên phẫu thuật/thủ thuật và ngày theo dạng dd/mm/yyyy.")]
+            continue
+        procedures.append(v.PastProcedure(row["text"], performed))
+    family = []
+    for i, row in enumerate(forms.rows(form, "fh", ("relationship", "condition"))):
+        relation = clinical_codes.by_code(clinical_codes.relationships(), row["relationship"])
+        if relation is None or not row["condition"]:
+            errors[f"fh-{i}-condition"] = [_("Chọn quan hệ và nhập bệnh của người thân.")]
+            continue
+        family.append(v.FamilyHistory(relation.code, relation.display, row["condition"]))
     if errors:
         return None
     vitals = {k: data[k] for k in ("systolic", "diastolic", "heart_rate", "temperature", "spo2", "respiratory_rate", "height", "weight")
@@ -97,7 +131,8 @@ def _visit(patient_id: str, data: dict[str, Any], form: Any, errors: dict[str, l
         class_code=data["class_code"], class_display=str(CLASSES.get(data["class_code"], data["class_code"])), reason=data["reason"],
         vitals={k: Decimal(str(val)) for k, val in vitals.items()},
         blood_group=(group, blood.display) if (blood := clinical_codes.by_code(clinical_codes.blood_groups(), group or "")) else None,
-        diagnoses=diagnoses, allergies=allergies, prescriptions=prescriptions,
+        diagnoses=diagnoses, allergies=allergies, prescriptions=prescriptions, vaccinations=vaccinations,
+        procedures=procedures, family=family,
         note=data.get("note"), advice=data.get("advice"), revisit=data.get("revisit"),
     )
 
@@ -126,7 +161,7 @@ def new_visit(patient_id: str) -> Response | str | tuple[str, int]:
     else:
         status = 200
     return render_template("clinic/visit_form.html", patient=patient, patient_id=patient_id, values=values, errors=errors,
-                           classes=CLASSES, blood_groups=_blood_groups(), routes=_routes(), common=common), status
+                           classes=CLASSES, blood_groups=_blood_groups(), routes=_routes(), common=common, **_history_choices()), status
 
 
 @bp.get("/visits/<encounter_id>")

@@ -52,8 +52,9 @@ class Vaccination:
     display: str
     occurred: date
     lot: str | None = None
-    site: str | None = None  # v3-ActSite code
+    site: str | None = None  # v3-ActSite code (SNOMED CT for the mouth)
     site_display: str | None = None
+    site_system: str = ACT_SITE
 
 
 @dataclass(frozen=True)
@@ -229,7 +230,7 @@ def _history(b: _Builder) -> None:
         if vac.lot:
             shot["lotNumber"] = vac.lot
         if vac.site:
-            shot["site"] = {"coding": [{"system": ACT_SITE, "code": vac.site, "display": vac.site_display or vac.site}]}
+            shot["site"] = {"coding": [{"system": vac.site_system, "code": vac.site, "display": vac.site_display or vac.site}]}
         b.add(shot, f"immunization-{i}")
     for i, p in enumerate(v.procedures, start=1):
         procedure: dict[str, Any] = {

@@ -103,3 +103,43 @@ def test_a_patient_of_another_facility_needs_break_glass(signed_in, store):
                        page="/clinic/patients")
     assert opened.status_code == 302
     assert browser.get(f"/clinic/patients/{other}").status_code == 200
+
+
+def test_history_rows_become_standard_resources(signed_in, store):
+    browser = signed_in("doctor")
+    pid = _register(browser).headers["Location"].split("/")[-1].split("?")[0]
+    path = f"/clinic/patients/{pid}/visits/new"
+    token = re.search(r'name="token" value="([^"]+)"', browser.get(path).get_data(as_text=True)).group(1)
+    saved = post_form(browser, path, {"token": token, "reason": "Khám định kỳ", "im-0-vaccine": "19", "im-0-lot": "L123",
+                                      "im-0-site": "LD", "im-0-date": "01/02/2026", "pr-0-text": "Mổ ruột thừa", "pr-0-date": "05/06/2010",
+                                      "fh-0-relationship": "MTH", "fh-0-condition": "Tăng huyết áp"})
+    assert saved.status_code == 302
+    from ehr.services import search
+
+    def found(rtype):
+        page = search.search(store, OPS, rtype, [("patient", pid)])
+        return [jsonio.loads_stored(v.body) for v, mode in page.entries if mode == "match"]
+
+    [shot] = found("Immunization")
+    assert shot["vaccineCode"]["coding"][0] == {"system": "http://hl7.org/fhir/sid/cvx", "code": "19", "display": "BCG"}
+    assert shot["occurrenceDateTime"] == "2026-02-01" and shot["site"]["coding"][0]["code"] == "LD"
+    assert found("Procedure")[0]["performedDateTime"] == "2010-06-05"
+    assert found("FamilyMemberHistory")[0]["relationship"]["coding"][0]["code"] == "MTH"
+
+
+def test_the_admin_answers_data_requests(signed_in, store):
+    import uuid
+
+    from ehr.services import data_requests, policy
+
+    desk = signed_in("receptionist")
+    pid = _register(desk).headers["Location"].split("/")[-1].split("?")[0]
+    desk.logout()
+    admin = signed_in("admin")
+    task = data_requests.submit(store, policy.patient_context(str(uuid.uuid4()), pid), "deletion", "Xin xóa hồ sơ của tôi")
+    assert "Xin xóa hồ sơ của tôi" in admin.get("/clinic/requests").get_data(as_text=True)
+    refused = post_form(admin, f"/clinic/requests/{task}", {"decision": "accept", "reason": "Đồng ý xóa"}, page="/clinic/requests")
+    assert refused.status_code == 409 and "thời hạn luật định" in refused.get_data(as_text=True)
+    answered = post_form(admin, f"/clinic/requests/{task}", {"decision": "refuse", "reason": "Hồ sơ phải lưu 10 năm"}, page="/clinic/requests")
+    assert answered.status_code == 302
+    assert "Không có yêu cầu đang chờ." in admin.get("/clinic/requests").get_data(as_text=True)
