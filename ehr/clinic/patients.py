@@ -15,7 +15,8 @@ from ehr.clinic import bp, common, forms
 from ehr.fhir import jsonio
 from ehr.fhir.outcomes import FhirError
 from ehr.identity import codetables, qr
-from ehr.services import care, chart, registration, search
+from ehr.auth import clock
+from ehr.services import accounts, care, chart, registration, search
 
 WARNINGS = {
     "cccd-prefix": _l("3 chữ số đầu của CCCD không phải mã tỉnh nơi đăng ký khai sinh đã biết."),
@@ -143,3 +144,21 @@ def break_glass(patient_id: str) -> Response | tuple[str, int]:
         message = _("Nêu lý do cấp cứu (ít nhất 10 ký tự); thời hạn từ 1 đến 240 phút.")
         return render_template("clinic/closed.html", patient_id=patient_id, error=message, reason=reason, minutes=minutes), 422
     return redirect(url_for("clinic.patient", patient_id=patient_id))
+
+
+@bp.post("/patients/<patient_id>/activation")
+@login_required(kind="staff", roles=common.STAFF)
+def activation(patient_id: str) -> str | tuple[str, int]:
+    """Hand the patient a one-time code to open their health book (shown once, never stored)."""
+    try:
+        record = chart.chart(common.store(), common.ctx(), patient_id)
+    except FhirError:
+        return render_template("clinic/closed.html", patient_id=patient_id), 404
+    code, error = None, None
+    try:
+        code = accounts.create_patient_account(common.store(), common.ctx(), patient_id, now=clock.now())
+    except accounts.AccountError as exc:
+        error = _("Tài khoản sổ sức khỏe của bệnh nhân này đã được kích hoạt.") if "already activated" in str(exc) else \
+            _("Bệnh nhân cần có đúng một số CCCD đang dùng để mở sổ sức khỏe.")
+    return render_template("clinic/chart.html", c=record, warnings=[], existing=False, activation=code,
+                           activation_error=error, common=common), (200 if code else 422)

@@ -19,7 +19,7 @@ from ehr.fhir import jsonio
 from ehr.fhir import visit as v
 from ehr.fhir.outcomes import FhirError
 from ehr.identity import clinical_codes, icd10
-from ehr.services import chart, search, signing, visits
+from ehr.services import chart, policy, search, signing, visits
 
 CLASSES = {"AMB": _l("Ngoại trú"), "IMP": _l("Nội trú"), "EMER": _l("Cấp cứu"), "VR": _l("Khám từ xa"), "HH": _l("Khám tại nhà")}
 
@@ -172,7 +172,7 @@ def visit(encounter_id: str) -> str | tuple[str, int]:
     except FhirError:
         return render_template("clinic/closed.html", patient_id=None), 404
     report = None
-    if signature:
+    if signature and policy.may(common.ctx(), "read", "Provenance"):
         report = signing.verify(common.store(), common.ctx(), current_app.extensions["ehr.signing"], signature)
     patient_id = ((encounter.get("subject") or {}).get("reference") or "/").split("/", 1)[1]
     return render_template("clinic/visit.html", encounter=encounter, items=items, signature=signature, report=report,

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ehr.fhir import jsonio
-from ehr.services import resources, search
+from ehr.services import policy, resources, search
 from ehr.services.context import AccessContext
 from ehr.store.runtime import Store
 
@@ -23,9 +23,12 @@ class Chart:
     medications: list[dict[str, Any]] = field(default_factory=list)
     immunizations: list[dict[str, Any]] = field(default_factory=list)
     vitals: list[dict[str, Any]] = field(default_factory=list)
+    shown: frozenset[str] = frozenset()  # types the context may search (a receptionist sees less)
 
 
 def _find(store: Store, ctx: AccessContext, rtype: str, params: list[tuple[str, str]]) -> list[dict[str, Any]]:
+    if not policy.may(ctx, "search", rtype):
+        return []  # not this role's part of the record
     page = search.search(store, ctx, rtype, [*params, ("_count", "100")])
     return [jsonio.loads_stored(v.body or b"{}") for v, mode in page.entries if mode == "match"]
 
@@ -38,7 +41,9 @@ def chart(store: Store, ctx: AccessContext, patient_id: str) -> Chart:
     """404 (as FhirError) when the patient is not visible to the context."""
     patient_doc = patient(store, ctx, patient_id)
     who = [("patient", patient_id)]
+    types = ("Encounter", "Condition", "AllergyIntolerance", "MedicationRequest", "Immunization", "Observation")
     return Chart(
+        shown=frozenset(t for t in types if policy.may(ctx, "search", t)),
         patient=patient_doc,
         encounters=_find(store, ctx, "Encounter", [*who, ("_sort", "-date")]),
         problems=_find(store, ctx, "Condition", [*who, ("clinical-status", "active"), ("_sort", "-recorded-date")]),

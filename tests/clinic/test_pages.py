@@ -143,3 +143,39 @@ def test_the_admin_answers_data_requests(signed_in, store):
     answered = post_form(admin, f"/clinic/requests/{task}", {"decision": "refuse", "reason": "Hồ sơ phải lưu 10 năm"}, page="/clinic/requests")
     assert answered.status_code == 302
     assert "Không có yêu cầu đang chờ." in admin.get("/clinic/requests").get_data(as_text=True)
+
+
+def test_the_desk_hands_out_a_health_book_activation_code(signed_in, browser):
+    desk = signed_in("receptionist")
+    pid = _register(desk).headers["Location"].split("/")[-1].split("?")[0]
+    page = post_form(desk, f"/clinic/patients/{pid}/activation", {}, page=f"/clinic/patients/{pid}").get_data(as_text=True)
+    code = re.search(r'id="activation-code">([^<]+)<', page).group(1)
+    desk.logout()
+    activated = browser.submit("/auth/activate", {"login": "001190012345", "code": code, "password": "mật-khẩu-mới-8246",
+                                                  "confirm": "mật-khẩu-mới-8246"})
+    assert activated.status_code == 302
+
+
+def test_every_form_explains_its_errors_in_vietnamese_and_keeps_the_input(signed_in, store):
+    browser = signed_in("doctor")
+    pid = _register(browser).headers["Location"].split("/")[-1].split("?")[0]
+    path = f"/clinic/patients/{pid}/visits/new"
+    token = re.search(r'name="token" value="([^"]+)"', browser.get(path).get_data(as_text=True)).group(1)
+    no_reason = post_form(browser, path, {"token": token, "weight": "61"}).get_data(as_text=True)
+    assert "Bắt buộc nhập." in no_reason and 'value="61"' in no_reason
+    bad_code = post_form(browser, path, {"token": token, "reason": "Ho", "dx-0-code": "Q99.99.9"}).get_data(as_text=True)
+    assert "Mã ICD-10 không có trong danh mục." in bad_code and 'value="Q99.99.9"' in bad_code
+    check_in = post_form(browser, "/clinic/patients/check-in", {"cccd": "0123"}, page="/clinic/patients").get_data(as_text=True)
+    assert "Số CCCD phải có đúng 12 chữ số." in check_in and 'value="0123"' in check_in
+    other = resources.create(store, OPS, {"resourceType": "Patient", "name": [{"text": "Hà Văn Bình"}]}).version.logical_id
+    glass = post_form(browser, f"/clinic/patients/{other}/break-glass", {"reason": "gấp quá", "minutes": "30"}, page="/clinic/patients")
+    assert glass.status_code == 422 and "ít nhất 10 ký tự" in glass.get_data(as_text=True) and "gấp quá" in glass.get_data(as_text=True)
+
+
+def test_a_receptionist_sees_the_front_desk_part_of_the_chart(signed_in):
+    desk = signed_in("receptionist")
+    pid = _register(desk).headers["Location"].split("/")[-1].split("?")[0]
+    page = desk.get(f"/clinic/patients/{pid}")
+    assert page.status_code == 200
+    text = page.get_data(as_text=True)
+    assert "Nguyễn Thị Lan" in text and "Danh sách bệnh" not in text and "Khám bệnh</a>" not in text
