@@ -242,7 +242,7 @@ def explain(db_url: str, instance: Path) -> dict[str, Any]:
         conn.execute(text("ANALYZE"))
     for name, (rtype, params) in shapes.items():
         query = q.parse(params)
-        plan = _Resolver(store, True, []).plan(rtype, query.clauses)
+        plan = _Resolver(store, True, [], None).plan(rtype, query.clauses)  # no access restriction: the bench is an operator
         r, stmt = s._base(plan)
         stmt = stmt.order_by(r.c.logical_id).limit(51)
         sql = str(stmt.compile(dialect=store.engine.dialect, compile_kwargs={"literal_binds": True}))
@@ -372,6 +372,11 @@ def main() -> None:
     path.write_text(json.dumps(result, indent=1))
     print(table(result["median"]))
     print(f"\nJSON: {path}")
+    bad = [(run_no, size, shape) for run_no, one in enumerate(runs, 1) for size, m in one["sizes"].items()
+           for shape, plan in (m.get("explain") or {}).items() if not plan["uses_index"] or plan["seq_scans_of_index_tables"]]
+    if bad:
+        print(f"EXPLAIN: a search shape does not use its index (run, size, shape): {bad}", file=sys.stderr)
+        sys.exit(1)
 
 
 if __name__ == "__main__":

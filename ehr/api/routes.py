@@ -158,6 +158,8 @@ def _search(rtype: str, params: list[tuple[str, str]]) -> Response:
     links = [("self", f"{base}/{rtype}?_page={page.self_token}")]
     if page.next_token:
         links.append(("next", f"{base}/{rtype}?_page={page.next_token}"))
+    if page.previous_token:
+        links.append(("previous", f"{base}/{rtype}?_page={page.previous_token}"))
     entries: list[tuple[dict[str, object], bytes | None]] = [
         ({"fullUrl": f"{base}/{v.resource_type}/{v.logical_id}", "search": {"mode": mode}}, v.body) for v, mode in page.entries
     ]

@@ -226,6 +226,10 @@ class LocalMasterKeyProvider:
                 raise UnknownMasterKey(f"master key {master_key_id} is not available to this process")
         return _unwrap(key, wrapped, aad)
 
+    def reload(self) -> None:
+        """Re-read the key file now (a rotation must not run under a primary cached a moment ago)."""
+        self._maybe_reload(force=True)
+
     def _maybe_reload(self, force: bool = False) -> None:
         if self._path is None:
             return

@@ -33,7 +33,7 @@ def new_master_key(store: Store) -> str:
         )
     ring = add_primary(read_keyfile(provider.path))
     write_keyfile(provider.path, ring)
-    provider.primary_id()  # the file watcher picks the new primary up
+    provider.reload()  # at once: the file watcher's once-a-second check could still hold the old primary
     return ring.primary
 
 
@@ -46,6 +46,8 @@ class RotationReport:
 
 def rotate(store: Store, ctx: AccessContext, batch: int = 500, progress: Callable[[int], None] | None = None) -> RotationReport:
     """Re-wrap every data key under the primary master key, batch by batch (resumable, idempotent)."""
+    if isinstance(store.master, LocalMasterKeyProvider):
+        store.master.reload()
     total = failed_total = 0
     while True:  # passes until one re-wraps nothing (keys written meanwhile under an old primary)
         cursor: str | None = ""

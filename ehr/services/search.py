@@ -45,6 +45,7 @@ class SearchPage:
     next_token: str | None
     self_token: str
     issues: list[Issue] = field(default_factory=list)
+    previous_token: str | None = None
 
 
 class _Resolver:
@@ -338,11 +339,16 @@ def _validate_includes(rtype: str, query: q.SearchQuery) -> None:
             raise bad_request("_include must start from the searched type (or use :iterate)", "_include")
 
 
+_PREVIOUS_PAGES = 20
+
+
 def search(store: Store, ctx: AccessContext, resource_type: str, params: list[tuple[str, str]], strict: bool = False) -> SearchPage:
     check_type(resource_type)
     authorize(ctx, "search", resource_type)
     gate = policy.gate(ctx)
     after: list[Any] | None = None
+    earlier: list[Any] = []  # the `after` cursors of the pages before this one (for `previous`)
+    truncated = False
     page_param = next((v for n, v in params if n == "_page"), None)
     if page_param:
         # A page link carries only the token: the query travels inside it, encrypted.
@@ -352,6 +358,8 @@ def search(store: Store, ctx: AccessContext, resource_type: str, params: list[tu
                 raise CursorError("another type")
             params = [(str(n), str(v)) for n, v in payload["q"]]  # type: ignore[union-attr]
             after = payload.get("a")  # type: ignore[assignment]
+            earlier = list(payload.get("p") or [])  # type: ignore[arg-type]
+            truncated = bool(payload.get("x"))
         except (CursorError, KeyError, TypeError, ValueError):
             raise bad_request("the paging token is not valid or has expired", "_page") from None
     query = q.parse([(n, v) for n, v in params if n != "_page"])
@@ -360,12 +368,17 @@ def search(store: Store, ctx: AccessContext, resource_type: str, params: list[tu
     keys = _sort_keys(resource_type, query.sort)
     _validate_includes(resource_type, query)
     stored_params = [(n, v) for n, v in params if n not in ("_page", "_format", "_pretty")]
-    self_token = store.sign_cursor({"t": resource_type, "q": stored_params, "a": after})
+    self_token = store.sign_cursor({"t": resource_type, "q": stored_params, "a": after, "p": earlier, "x": truncated})
+    previous_token = None
+    if after is not None and (earlier or not truncated):
+        # Keyset paging goes forward only; the token remembers where the earlier pages began.
+        previous_token = store.sign_cursor({"t": resource_type, "q": stored_params, "a": earlier[-1] if earlier else None,
+                                            "p": earlier[:-1], "x": truncated})
     with store.reading(gate) as uow:
         if query.summary == "count":
             total = s.count(uow, plan)
             auditing.disclosed(store, ctx, "search", resource_type=resource_type)
-            return SearchPage([], total, None, self_token, issues)
+            return SearchPage([], total, None, self_token, issues, previous_token)
         page = s.find(uow, plan, keys, after, query.count)
         total = None
         if query.total == "accurate":
@@ -377,8 +390,13 @@ def search(store: Store, ctx: AccessContext, resource_type: str, params: list[tu
         included = _includes(uow, store, ctx, resource_type, page.ids, query, issues) if query.includes and page.ids else []
     entries = [(_shape(v, query), "match") for v in matches] + [(_shape(v, query), "include") for v in included]
     auditing.disclosed(store, ctx, "search", resource_type=resource_type, versions=matches + included)
-    next_token = store.sign_cursor({"t": resource_type, "q": stored_params, "a": page.last_key}) if page.more else None
-    return SearchPage(entries, total, next_token, self_token, issues)
+    next_token = None
+    if page.more:
+        chain = [*earlier, after]
+        dropped = len(chain) > _PREVIOUS_PAGES  # a token stays small: only the last pages can be walked back
+        next_token = store.sign_cursor({"t": resource_type, "q": stored_params, "a": page.last_key,
+                                        "p": chain[-_PREVIOUS_PAGES:], "x": truncated or dropped})
+    return SearchPage(entries, total, next_token, self_token, issues, previous_token)
 
 
 def find_ids(uow: UnitOfWork, store: Store, resource_type: str, params: list[tuple[str, str]], limit: int) -> list[str]:

@@ -116,3 +116,23 @@ def test_unknown_parameters_lenient_or_strict(client):
     assert client.get("/fhir/Patient?name:fuzzy=x").status_code == 400
     assert client.get("/fhir/Patient?_count=many").status_code == 400
     assert client.get("/fhir/Patient?_page=forged").status_code == 400
+
+
+def test_previous_links_walk_back_page_by_page(client):
+    for i in range(7):
+        make(client, obs(code=f"prev{i}", effectiveDateTime=f"20{10 + i}"))
+    forward, url, pages = [], "/fhir/Observation?_sort=date&_count=2", []
+    while url:
+        doc = body(client.get(url))
+        links = {link["relation"]: link["url"] for link in doc["link"]}
+        pages.append(([e["resource"]["id"] for e in doc["entry"]], links))
+        url = _path(links["next"]) if "next" in links else None
+    assert "previous" not in pages[0][1] and all("previous" in links for _, links in pages[1:])
+    back = []
+    url = _path(pages[-1][1]["previous"])
+    while url:
+        doc = body(client.get(url))
+        back.append([e["resource"]["id"] for e in doc["entry"]])
+        links = {link["relation"]: link["url"] for link in doc["link"]}
+        url = _path(links["previous"]) if "previous" in links else None
+    assert back == [ids for ids, _ in reversed(pages[:-1])]

@@ -64,16 +64,17 @@ def test_rotation_under_concurrent_reads(app, store):
     rounds = 0
     with ReadLoad(app, ids) as load:
         # Each round is a real rotation: a new master key, then every data key re-wrapped, one per
-        # transaction. Repeat until at least 300 reads (each audited: a commit of its own) overlapped a running
-        # rotation.
-        while load.during < 300 and rounds < 200:  # a loaded machine needs more rounds, never fewer reads
+        # transaction. Repeat until at least 1,000 reads (each audited: a commit of its own) overlapped a
+        # running rotation.
+        while load.during < 1000 and rounds < 200:  # a loaded machine needs more rounds, never fewer reads
             load.rotating.set()
             result = runner.invoke(args=["ehr", "keys", "rotate", "--new-master", "--batch", "1"])
             load.rotating.clear()
             assert result.exit_code == 0, result.output
+            assert "re-wrapped 0 " not in result.output, result.output  # every round really rotates
             rounds += 1
     assert load.failures == []
-    assert load.during >= 300, (load.during, rounds)
+    assert load.during >= 1000, (load.during, rounds)
     after = _primaries(store)
     assert len(before) == 1 and len(after) == 1 and after != before
     # Old master keys can now leave the key file: every version still opens.
