@@ -153,7 +153,7 @@ def open_file(store: Store, ctx: AccessContext, job_id: str, resource_type: str,
     """Decrypted ndjson of one finished file, chunk by chunk (only for the job's requester)."""
     job = _job_for(store, ctx, job_id)
     files = json.loads(job["progress"] or "{}").get("files", {})
-    if job["status"] != "completed" or resource_type not in files:
+    if job["status"] != "completed" or not (files.get(resource_type) or {}).get("count"):  # only files the manifest lists
         raise not_found("no such export file")
     key = DataKey(job_id, store.master.unwrap(job["master_key_id"], job["wrapped_key"], _job_aad(job_id)))
     path = settings.directory / job_id / f"{resource_type}.ndjson.enc"

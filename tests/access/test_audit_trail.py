@@ -128,3 +128,21 @@ def test_patients_and_admins_read_the_trail_as_balp_audit_events(client, store, 
     assert admin.events and all(any(a["who"].get("reference") == "Organization/org-h" for a in e["agent"]) for e in admin.events)
     assert audit_events.search(store, staff_context("acct-admin2", "org-z", "admin"), {}).events == []
     assert client.get("/fhir/AuditEvent", headers=bearer(hospital)).status_code == 200
+
+
+def test_match_and_merge_leave_their_records(client, store, hospital):
+    h = bearer(hospital)
+    source = client.post("/fhir/Patient", headers=h, json=patient("Mai Văn Trùng", birthDate="1980-01-01")).get_json()["id"]
+    target = client.post("/fhir/Patient", headers=h, json=patient("Mai Văn Trùng", birthDate="1980-01-01")).get_json()["id"]
+    candidate = {"resourceType": "Parameters", "parameter": [{"name": "resource", "resource": patient("Mai Văn Trùng", birthDate="1980-01-01")}]}
+    rid = uuid.uuid4().hex
+    assert _with_request_id(client, lambda: client.post("/fhir/Patient/$match", headers=h, json=candidate), rid).status_code == 200
+    [row] = _rows(store, rid)
+    assert (row["action"], row["outcome"], row["principal"]) == ("match", "success", "system:hosp")
+    assert set(row["patients"].split()) == {source, target}  # both candidates were disclosed
+    params = {"resourceType": "Parameters", "parameter": [{"name": "source-patient", "valueReference": {"reference": f"Patient/{source}"}},
+                                                          {"name": "target-patient", "valueReference": {"reference": f"Patient/{target}"}}]}
+    rid = uuid.uuid4().hex
+    assert _with_request_id(client, lambda: client.post("/fhir/Patient/$merge", headers=h, json=params), rid).status_code == 200
+    merged = [r for r in _rows(store, rid) if r["action"] == "patient.merge"]
+    assert [(r["outcome"], r["logical_id"], r["compartment"], r["principal"]) for r in merged] == [("success", target, target, "system:hosp")]

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import re
 
+import pytest
+
 from fhir_helpers import FHIR_JSON, body, created_id, outcome_codes, patient, post, put
 
 UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
@@ -139,3 +141,73 @@ def test_audit_event_is_read_only_for_clients(client):
              "agent": [{"requestor": True}], "source": {"observer": {"display": "x"}}}
     assert post(client, event).status_code == 405
     assert put(client, {**event, "id": "a1"}).status_code == 405
+
+
+# --- every in-scope type (issue 2) through the same interactions ----------------------------------
+
+CONSENT_TEXT = "https://fhir.ehr-vn.org/consent-text/share-records/v1"
+ACT_REASON = "http://terminology.hl7.org/CodeSystem/v3-ActReason"
+
+
+def _minimal(rtype: str, pid: str, org: str, doc: str) -> dict:
+    """A minimal valid resource of each type; references point at the Patient, Organization and
+    Practitioner made first (the referenced resources must exist)."""
+    subject, cc = {"reference": f"Patient/{pid}"}, {"text": "x"}
+    return {"resourceType": rtype, **{
+        "Patient": {"name": [{"text": "Võ Thị Bảng"}]},
+        "RelatedPerson": {"patient": subject},
+        "Practitioner": {"name": [{"text": "BS. Đặng Văn Lâm"}]},
+        "PractitionerRole": {"practitioner": {"reference": f"Practitioner/{doc}"}, "organization": {"reference": f"Organization/{org}"}},
+        "Organization": {"name": "Trạm y tế xã"},
+        "Location": {"name": "Phòng khám 1", "managingOrganization": {"reference": f"Organization/{org}"}},
+        "Encounter": {"status": "finished", "class": {"code": "AMB"}, "subject": subject},
+        "Observation": {"status": "final", "code": cc, "subject": subject},
+        "Condition": {"code": cc, "subject": subject},
+        "AllergyIntolerance": {"code": cc, "patient": subject},
+        "MedicationRequest": {"status": "active", "intent": "order", "medicationCodeableConcept": cc, "subject": subject},
+        "Medication": {"code": cc},
+        "Immunization": {"status": "completed", "vaccineCode": cc, "patient": subject, "occurrenceDateTime": "2025-03-01"},
+        "Procedure": {"status": "completed", "code": cc, "subject": subject},
+        "FamilyMemberHistory": {"status": "completed", "patient": subject, "relationship": cc},
+        "DiagnosticReport": {"status": "final", "code": cc, "subject": subject},
+        "DocumentReference": {"status": "current", "subject": subject, "content": [{"attachment": {"contentType": "text/plain", "data": "eA=="}}]},
+        "Composition": {"status": "final", "type": cc, "subject": subject, "date": "2025-03-01", "author": [{"reference": f"Practitioner/{doc}"}], "title": "Tóm tắt"},
+        "Appointment": {"status": "booked", "participant": [{"actor": subject, "status": "accepted"}]},
+        "CarePlan": {"status": "active", "intent": "plan", "subject": subject},
+        "Consent": {"status": "active", "scope": {"coding": [{"code": "patient-privacy"}]}, "category": [cc], "patient": subject,
+                    "dateTime": "2025-03-01T08:00:00+07:00", "performer": [subject], "policy": [{"uri": CONSENT_TEXT}],
+                    "provision": {"type": "permit", "purpose": [{"system": ACT_REASON, "code": "TREAT"}]}},
+        "Provenance": {"target": [subject], "recorded": "2025-03-01T08:00:00+07:00", "agent": [{"who": {"reference": f"Practitioner/{doc}"}}]},
+        "Coverage": {"status": "active", "beneficiary": subject, "payor": [{"reference": f"Organization/{org}"}]},
+    }[rtype]}
+
+
+CORE_TYPES = ["Patient", "RelatedPerson", "Practitioner", "PractitionerRole", "Organization", "Location", "Encounter", "Observation",
+              "Condition", "AllergyIntolerance", "MedicationRequest", "Medication", "Immunization", "Procedure", "FamilyMemberHistory",
+              "DiagnosticReport", "DocumentReference", "Composition", "Appointment", "CarePlan", "Consent", "Provenance", "Coverage"]
+
+
+@pytest.mark.parametrize("rtype", CORE_TYPES)
+def test_core_interactions_for_every_type(client, rtype):
+    org = created_id(post(client, {"resourceType": "Organization", "name": "Bệnh viện huyện"}))
+    doc = created_id(post(client, {"resourceType": "Practitioner"}))
+    pid = created_id(post(client, patient()))
+    resource = _minimal(rtype, pid, org, doc)
+    rid = created_id(post(client, resource))
+    path = f"/fhir/{rtype}/{rid}"
+    read = client.get(path)
+    assert read.status_code == 200 and read.headers["ETag"] == 'W/"1"'
+    assert {k: v for k, v in body(read).items() if k not in ("id", "meta")} == resource
+    assert put(client, {**resource, "id": rid, "language": "vi"}, **{"If-Match": 'W/"7"'}).status_code == 412
+    updated = put(client, {**resource, "id": rid, "language": "vi"}, **{"If-Match": 'W/"1"'})
+    assert updated.status_code == 200 and body(updated)["meta"]["versionId"] == "2"
+    ops = json.dumps([{"op": "replace", "path": "/language", "value": "en"}])
+    patched = client.patch(path, data=ops, headers={"Content-Type": "application/json-patch+json", "If-Match": 'W/"2"'})
+    assert patched.status_code == 200 and body(patched)["language"] == "en" and body(patched)["meta"]["versionId"] == "3"
+    assert body(client.get(f"{path}/_history/2"))["language"] == "vi"
+    assert client.delete(path, headers={"If-Match": 'W/"3"'}).status_code == 200
+    assert client.get(path).status_code == 410
+    history = body(client.get(f"{path}/_history"))
+    assert [e["response"]["etag"] for e in history["entry"]] == ['W/"4"', 'W/"3"', 'W/"2"', 'W/"1"']
+    assert history["entry"][0]["request"]["method"] == "DELETE" and history["entry"][3]["request"]["method"] == "POST"
+    assert rid in {e["resource"]["id"] for e in body(client.get(f"/fhir/{rtype}/_history"))["entry"] if "resource" in e}

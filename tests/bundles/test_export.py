@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import uuid
 from collections import Counter
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import select, update
 
-from ehr.services import export
+from access_helpers import OPS, bearer, register, token
+from ehr.services import export, resources
 from ehr.services.context import AccessContext
 from ehr.store.schema import export_jobs
 from fhir_helpers import body, created_id, post
@@ -137,3 +139,43 @@ def test_a_dead_runner_is_resumed_without_loss_or_duplicates(app, client, store,
     observations = [o["id"] for o in files["Observation"]]
     assert len(observations) == 12 and len(set(observations)) == 12
     assert json.loads(client.get(f"/fhir{status_path}").data)["output"]
+
+
+def test_expired_exports_are_deleted(app, client, store):
+    _seed(client)
+    status_path = _kick(client, "/fhir/$export")
+    job_id = status_path.rsplit("/", 1)[1]
+    _finish(app, client, status_path)
+    settings = app.extensions["ehr.export"]
+    assert export.cleanup(store, settings) == 0  # not expired yet: kept
+    assert any((settings.directory / job_id).iterdir())
+    with store.engine.begin() as conn:
+        conn.execute(update(export_jobs).where(export_jobs.c.job_id == job_id).values(expires_at=1))
+    assert export.cleanup(store, settings) == 1
+    assert not (settings.directory / job_id).exists()
+    with store.engine.connect() as conn:
+        assert conn.execute(select(export_jobs).where(export_jobs.c.job_id == job_id)).first() is None
+    assert client.get(f"/fhir{status_path}").status_code == 404
+
+
+def test_a_stranger_cannot_download_an_export_file(store, secured):
+    web = secured.test_client()
+    for org in ("org-a", "org-b"):
+        resources.update(store, OPS, "Organization", org, {"resourceType": "Organization", "id": org, "name": org})
+    owner = bearer(token(web, register(store, "exporter", "org-a", ["system/*.cruds"]), "system/*.cruds"))
+    stranger = bearer(token(web, register(store, "stranger", "org-b", ["system/*.rs"])))
+    assert web.post("/fhir/Patient", headers=owner, json={"resourceType": "Patient", "name": [{"text": CANARY}]}).status_code == 201
+    kicked = web.get("/fhir/Patient/$export", headers={**owner, **ASYNC})
+    assert kicked.status_code == 202, kicked.data
+    status_path = kicked.headers["Content-Location"].split("localhost")[1]
+    while export.run_pending(store, secured.extensions["ehr.export"]):
+        pass
+    manifest = json.loads(web.get(status_path, headers=owner).data)
+    [url] = [item["url"].split("localhost")[1] for item in manifest["output"] if item["type"] == "Patient"]
+    assert web.get(url, headers=owner).status_code == 200
+    assert web.get(url.replace("Patient.ndjson", "Observation.ndjson"), headers=owner).status_code == 404  # not in the manifest
+    refused = web.get(url, headers=stranger)
+    job_id = status_path.rsplit("/", 1)[1]
+    unknown = web.get(url.replace(job_id, str(uuid.uuid4())), headers=stranger)
+    assert refused.status_code == unknown.status_code == 404 and CANARY.encode() not in refused.data
+    assert refused.get_json()["issue"][0]["code"] == unknown.get_json()["issue"][0]["code"]

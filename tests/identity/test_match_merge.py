@@ -44,6 +44,16 @@ def test_match_ranks_near_duplicates(client):
     assert [r[0] for r in run_match(client, person("Nguyễn Văn An", "1990-05-14", "001090012345"), onlyCertainMatches=True)] == [same_cccd]
 
 
+def test_match_count_limits_the_results(client):
+    best = created_id(post(client, person("Phạm Thị Lan", "1985-07-07", "001185000123", "female")))
+    for born in ("1985-07-07", "1985-01-01", "1960-01-01"):
+        created_id(post(client, person("Pham Thi Lan", born, gender="female")))
+    candidate = person("Phạm Thị Lan", "1985-07-07", "001185000123", "female")
+    assert len(run_match(client, candidate)) == 4
+    assert len(run_match(client, candidate, count=2)) == 2
+    assert [r[0] for r in run_match(client, candidate, count=1)] == [best]
+
+
 def test_match_refuses_a_non_patient(client):
     params = {"resourceType": "Parameters", "parameter": [{"name": "resource", "resource": {"resourceType": "Organization", "name": "x"}}]}
     assert client.post("/fhir/Patient/$match", data=json.dumps(params), headers=FHIR_JSON).status_code == 400
@@ -55,6 +65,12 @@ def merge(client, source, target, preview=False):
         {"name": "target-patient", "valueReference": {"reference": f"Patient/{target}"}},
     ] + ([{"name": "preview", "valueBoolean": True}] if preview else [])}
     return client.post("/fhir/Patient/$merge", data=json.dumps(params), headers=FHIR_JSON)
+
+
+def everything(client, pid):
+    response = client.get(f"/fhir/Patient/{pid}/$everything?_count=100")
+    assert response.status_code == 200, response.data
+    return {(e["resource"]["resourceType"], e["resource"]["id"]) for e in body(response)["entry"]}
 
 
 def test_merge_moves_everything_to_the_target(app, client, store):
@@ -72,6 +88,8 @@ def test_merge_moves_everything_to_the_target(app, client, store):
     assert target in ids(client, "/fhir/Patient", identifier=f"{S.cccd}|001080000111")
     source_doc = body(client.get(f"/fhir/Patient/{source}"))
     assert source_doc["active"] is False and source_doc["link"][0]["type"] == "replaced-by"
+    target_doc = body(client.get(f"/fhir/Patient/{target}"))
+    assert {"other": {"reference": f"Patient/{source}"}, "type": "replaces"} in target_doc["link"]
     # References point at the target; the records left the source's compartment.
     assert ids(client, "/fhir/Observation", patient=target) == set(moved)
     assert ids(client, "/fhir/Observation", patient=source) == set()
@@ -87,6 +105,8 @@ def test_merge_moves_everything_to_the_target(app, client, store):
     assert shred.exit_code == 0, shred.output
     assert all(client.get(f"/fhir/Observation/{o}").status_code == 200 for o in moved)
     assert client.get(f"/fhir/Patient/{target}").status_code == 200
+    # The survivor's $everything holds the merged records.
+    assert {("Observation", o) for o in moved} | {("Encounter", enc)} <= everything(client, target)
     assert merge(client, source, target).status_code in (404, 409, 410)
 
 
