@@ -245,9 +245,9 @@ def explain(db_url: str, instance: Path) -> dict[str, Any]:
         plan = _Resolver(store, True, [], None).plan(rtype, query.clauses)  # no access restriction: the bench is an operator
         r, stmt = s._base(plan)
         stmt = stmt.order_by(r.c.logical_id).limit(51)
-        sql = str(stmt.compile(dialect=store.engine.dialect, compile_kwargs={"literal_binds": True}))
+        compiled = stmt.compile(dialect=store.engine.dialect)  # bound parameters: blind tokens are bytes
         with store.engine.connect() as conn:
-            lines = [row[0] for row in conn.execute(text("EXPLAIN " + sql))]
+            lines = [row[0] for row in conn.exec_driver_sql("EXPLAIN " + str(compiled), compiled.params)]
         seq = [line.strip() for line in lines if "Seq Scan" in line and "idx_" in line]
         plans[name] = {"uses_index": any("Index" in line for line in lines), "seq_scans_of_index_tables": seq, "plan": lines}
     store.engine.dispose()
