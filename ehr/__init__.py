@@ -102,6 +102,7 @@ def register_blueprints(app: Flask) -> None:
     from ehr.api.routes import bp as fhir_bp
     from ehr.auth import bp as auth_bp
     from ehr.clinic import bp as clinic_bp
+    from ehr.healthbook import bp as healthbook_bp
     from ehr.web import bp as web_bp
 
     app.register_blueprint(auth_bp)
@@ -111,6 +112,7 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(fhir_bp)
     app.register_blueprint(web_bp)
     app.register_blueprint(clinic_bp)
+    app.register_blueprint(healthbook_bp)
 
 
 def register_web_security(app: Flask) -> None:
