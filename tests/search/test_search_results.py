@@ -104,6 +104,7 @@ def test_summary_elements_and_total(client):
     assert search(client, "/fhir/Patient", _count="1", _total="accurate")["total"] == 2
     assert "total" not in search(client, "/fhir/Patient", _count="1")
     assert search(client, "/fhir/Patient")["total"] == 2  # one page: known exactly
+    assert "total" not in search(client, "/fhir/Patient", _total="none")
 
 
 def test_unknown_parameters_lenient_or_strict(client):
@@ -136,3 +137,22 @@ def test_previous_links_walk_back_page_by_page(client):
         links = {link["relation"]: link["url"] for link in doc["link"]}
         url = _path(links["previous"]) if "previous" in links else None
     assert back == [ids for ids, _ in reversed(pages[:-1])]
+
+
+def test_revinclude_iterate_follows_the_chain(client):
+    p = make(client, {"resourceType": "Patient", "name": [{"text": "Vũ Văn Lặp"}]})
+    enc = make(client, {"resourceType": "Encounter", "status": "finished", "class": {"code": "AMB"}, "subject": {"reference": f"Patient/{p}"}})
+    o = make(client, obs(p, encounter={"reference": f"Encounter/{enc}"}))
+    doc = client.get(f"/fhir/Patient?_id={p}&_revinclude=Encounter:subject&_revinclude:iterate=Observation:encounter").get_json()
+    included = {(e["resource"]["resourceType"], e["resource"]["id"]) for e in doc["entry"] if e["search"]["mode"] == "include"}
+    assert included == {("Encounter", enc), ("Observation", o)}
+
+
+def test_the_capability_statement_never_claims_contains(client):
+    rest = client.get("/fhir/metadata").get_json()["rest"][0]
+    documented = [p for r in rest["resource"] for p in r.get("searchParam", []) if "Modifiers:" in str(p.get("documentation", ""))]
+    assert len(documented) > 50
+    for resource in rest["resource"]:
+        for param in resource.get("searchParam", []):
+            claimed = str(param.get("documentation", "")).partition("Modifiers:")[2]
+            assert "contains" not in claimed, (resource["type"], param["name"])
