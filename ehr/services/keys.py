@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Callable
 
 from ehr.store.access import INTERNAL
 from ehr.crypto.keyring import LocalMasterKeyProvider, add_primary, read_keyfile, write_keyfile
 from ehr.fhir import jsonio
 from ehr.fhir.resources import is_valid_id
+from ehr.services import backup
 from ehr.services.context import AccessContext
 from ehr.store import audit, compartments, index, repository
 from ehr.store.keys import CompartmentErased, now_us
@@ -94,11 +96,15 @@ def retention_until(store: Store, patient_id: str) -> int | None:
     return int(last + years * _YEAR_US)
 
 
-def shred(store: Store, ctx: AccessContext, patient_id: str, legal_reason: str | None) -> ShredReport:
+def shred(
+    store: Store, ctx: AccessContext, patient_id: str, legal_reason: str | None, shred_log: Path | None = None
+) -> ShredReport:
     """Destroy a patient's data key: everything in the compartment becomes unreadable for good.
 
     Refused while the retention period runs unless a documented legal reason is given; audited
-    either way (the reason is stored encrypted).
+    either way (the reason is stored encrypted). The compartment id is appended to the shred log
+    (`shred_log`, default `EHR_SHRED_LOG`) before the shred commits, so that restoring an older
+    backup erases it again; a shred that cannot be logged does not happen.
     """
     if not is_valid_id(patient_id):
         raise KeyActionError("not a valid patient id")
@@ -118,4 +124,12 @@ def shred(store: Store, ctx: AccessContext, patient_id: str, legal_reason: str |
             uow, store.keys, action="keys.shred", outcome="success", principal=ctx.principal, compartment=patient_id,
             detail={"legal_reason": legal_reason, "key_id": key_id, "index_rows_removed": removed},
         )
+        if key_id is not None:  # no data key: no backup can hold one either
+            log = shred_log or backup.shred_log_path(store)
+            if log is None:
+                raise KeyActionError("no shred log is configured (EHR_SHRED_LOG): a shred must reach the backups")
+            try:
+                backup.append_shred(log, patient_id)
+            except OSError as exc:
+                raise KeyActionError(f"cannot append to the shred log {log}: {exc.strerror}; nothing was erased") from None
     return ShredReport(key_id, removed)
