@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
 from flask import current_app, session
@@ -61,3 +61,11 @@ def cccd_of(patient: dict[str, Any]) -> str:
         if str(ident.get("system", "")).endswith("/cccd"):
             return str(ident.get("value", ""))
     return ""
+
+
+VIETNAM = timezone(timedelta(hours=7))
+
+
+def local_time(micros: int) -> str:
+    """A moment (µs since the epoch) as HH:MM dd/mm/yyyy in Vietnam time."""
+    return datetime.fromtimestamp(micros / 1_000_000, tz=VIETNAM).strftime("%H:%M %d/%m/%Y")

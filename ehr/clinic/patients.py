@@ -124,8 +124,9 @@ def patient(patient_id: str) -> str | tuple[str, int]:
         raise
     common.remember(patient_id)
     warnings = [str(WARNINGS[w]) for w in request.args.get("w", "").split(",") if w in WARNINGS]
+    glass = care.grant_expiry(common.store(), common.ctx(), patient_id)
     return render_template("clinic/chart.html", c=record, warnings=warnings, existing=bool(request.args.get("existing")),
-                           activation=None, common=common)
+                           activation=None, common=common, glass_until=common.local_time(glass) if glass else None)
 
 
 @bp.post("/patients/<patient_id>/break-glass")

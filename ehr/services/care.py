@@ -140,3 +140,14 @@ def add_representative(store: Store, ctx: AccessContext, account_id: str, patien
             raise not_found(f"Patient/{patient_id} is not known")
         access.add_representation(uow, account_id, patient_id, ctx.principal, now_us())
         auditing.queued(uow, store, ctx, "care.representative", resource_type="Patient", logical_id=patient_id, compartment=patient_id)
+
+
+def grant_expiry(store: Store, ctx: AccessContext, patient_id: str) -> int | None:
+    """When the context's own unexpired break-glass grant to this patient ends (µs), or None."""
+    if ctx.kind != "staff" or not ctx.account_id:
+        return None
+    now = now_us()
+    with store.reading(INTERNAL) as uow:
+        ends = [row["expires_at"] for row in access.break_glass_for_patient(uow, patient_id)
+                if row["account_id"] == ctx.account_id and row["expires_at"] > now]
+    return max(ends) if ends else None

@@ -102,7 +102,8 @@ def test_a_patient_of_another_facility_needs_break_glass(signed_in, store):
     opened = post_form(browser, f"/clinic/patients/{other}/break-glass", {"reason": "Bệnh nhân hôn mê, cần xem tiền sử dị ứng", "minutes": "30"},
                        page="/clinic/patients")
     assert opened.status_code == 302
-    assert browser.get(f"/clinic/patients/{other}").status_code == 200
+    chart = browser.get(f"/clinic/patients/{other}")
+    assert chart.status_code == 200 and 'id="break-glass-until"' in chart.get_data(as_text=True)
 
 
 def test_history_rows_become_standard_resources(signed_in, store):
