@@ -197,6 +197,9 @@ def measure(server: Server, db_url: str, generator: Generator, patients_loaded: 
     out: dict[str, Any] = {}
     obs_ids = sample_ids(db_url, "Observation", 2000)
     reads = [loadgen.Request("GET", f"/fhir/Observation/{i}") for i in obs_ids]
+    # The stack's ceiling: the same gunicorn, app hooks and load generator on /healthz (no store,
+    # no audit): what any FHIR read can at most reach on this machine with this configuration.
+    out["ceiling_16"] = latency(server, [loadgen.Request("GET", "/healthz")], 16, 5)
     out["read_16"] = latency(server, reads, 16, 10)
     out["read_1"] = latency(server, reads, 1, 5)
     out["read_4"] = latency(server, reads, 4, 5)
@@ -260,6 +263,7 @@ def one_run(args: argparse.Namespace, run: int) -> dict[str, Any]:
     db = Database(args.db, instance)
     env = env_for(instance, db.url)
     env["EHR_EXPORT_BATCH"] = "2000"
+    env["EHR_WORKER_CLASS"], env["EHR_THREADS"] = args.worker_class, str(args.threads)
     subprocess.run([sys.executable, "-m", "flask", "--app", "wsgi", "db", "upgrade"], cwd=ROOT, env=env, check=True, capture_output=True)
     generator = Generator(seed=SEED)
     server = Server(env, args.workers, instance / "gunicorn.log")
@@ -315,6 +319,7 @@ def aggregate(runs: list[dict[str, Any]]) -> dict[str, Any]:
 TARGETS = [
     ("ingest (resources/s)", lambda m: m["ingest_resources_per_s"], ">= 3000 (PostgreSQL)"),
     ("read max req/s @16", lambda m: m["read_16"]["req_per_s"], ">= 2000"),
+    ("ceiling: /healthz req/s @16", lambda m: m["ceiling_16"]["req_per_s"], "(no store, no audit)"),
     ("read p50/p95/p99 ms @1", lambda m: f"{m['read_1']['p50_ms']:.1f}/{m['read_1']['p95_ms']:.1f}/{m['read_1']['p99_ms']:.1f}", ""),
     ("read p50/p95/p99 ms @4", lambda m: f"{m['read_4']['p50_ms']:.1f}/{m['read_4']['p95_ms']:.1f}/{m['read_4']['p99_ms']:.1f}", "p99 <= 5"),
     ("national ID p50/p99 ms @4", lambda m: f"{m['search_national_id_4']['p50_ms']:.1f}/{m['search_national_id_4']['p99_ms']:.1f}", "p99 <= 5"),
@@ -355,6 +360,8 @@ def main() -> None:
     parser.add_argument("--sizes", default="10000,100000", type=lambda v: [int(x) for x in v.split(",")])
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--workers", type=int, default=4)
+    parser.add_argument("--worker-class", default="sync", choices=["sync", "gthread"], help="gunicorn worker class")
+    parser.add_argument("--threads", type=int, default=1, help="threads per worker (gthread)")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     args = parser.parse_args()
     runs = []
@@ -364,11 +371,11 @@ def main() -> None:
     result = {
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
-        "db": args.db, "workers": args.workers, "runs": args.runs, "median": aggregate(runs), "all_runs": runs,
+        "db": args.db, "workers": args.workers, "worker_class": args.worker_class, "threads": args.threads, "runs": args.runs, "median": aggregate(runs), "all_runs": runs,
         "command": " ".join(["bench/run.py", *sys.argv[1:]]),
     }
     args.out.mkdir(parents=True, exist_ok=True)
-    path = args.out / f"{result['date'][:10]}-{args.db}.json"
+    path = args.out / f"{result['date'][:10]}-{args.db}-{args.worker_class}{args.threads}.json"
     path.write_text(json.dumps(result, indent=1))
     print(table(result["median"]))
     print(f"\nJSON: {path}")

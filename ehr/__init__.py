@@ -23,6 +23,9 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         instance_path=str(instance_path) if instance_path else None,
         template_folder=str(ROOT / "templates"),
     )
+    # An empty path segment (/fhir//Patient, or an id holding %2F) is a 404 with an OperationOutcome,
+    # not Werkzeug's HTML redirect to a URL the client never asked for.
+    app.url_map.merge_slashes = False
     config = load_config(os.environ, test_config, Path(app.instance_path))
     app.config.update(config)
     if not app.config.get("TESTING"):

@@ -21,7 +21,7 @@ from ehr.services.context import AccessContext
 from ehr.store.audit import AuditUnavailable
 from ehr.store.runtime import Store
 
-PUBLIC_ENDPOINTS = frozenset({"fhir.metadata", "fhir.smart_configuration", "auth.token"})
+PUBLIC_ENDPOINTS = frozenset({"fhir.metadata", "fhir.smart_configuration", "fhir.openapi", "auth.token"})
 
 
 def _store() -> Store:

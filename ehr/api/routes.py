@@ -253,3 +253,6 @@ def _history(rtype: str | None, rid: str | None) -> Response:
         entries.append((entry, v.body))
     bundle = bundles.new_bundle("history", links, None, now_instant())
     return http.respond(bundles.encode(bundle, entries))
+
+
+from ehr.api import openapi as _openapi  # noqa: E402,F401  (registers GET /fhir/openapi.json on bp)

@@ -12,7 +12,9 @@ from werkzeug.wrappers import Response
 
 from ehr.auth.current import login_required
 from ehr.clinic import bp, common, forms
+from ehr.fhir import healthbook as hb
 from ehr.fhir import jsonio
+from ehr.healthbook import trends
 from ehr.fhir.outcomes import FhirError
 from ehr.identity import codetables, qr
 from ehr.auth import clock
@@ -126,7 +128,14 @@ def patient(patient_id: str) -> str | tuple[str, int]:
     warnings = [str(WARNINGS[w]) for w in request.args.get("w", "").split(",") if w in WARNINGS]
     glass = care.grant_expiry(common.store(), common.ctx(), patient_id)
     return render_template("clinic/chart.html", c=record, warnings=warnings, existing=bool(request.args.get("existing")),
-                           activation=None, common=common, glass_until=common.local_time(glass) if glass else None)
+                           activation=None, common=common, glass_until=common.local_time(glass) if glass else None,
+                           trend=_trend(record))
+
+
+def _trend(record: chart.Chart) -> list[dict[str, Any]]:
+    """The vitals trend: one accessible SVG chart per measure, as the health book draws them."""
+    series = hb.series(hb.Record(str(record.patient.get("id")), record.vitals), all_vitals=True)
+    return trends.drawn(series, "vitals")
 
 
 @bp.post("/patients/<patient_id>/break-glass")
@@ -162,4 +171,4 @@ def activation(patient_id: str) -> str | tuple[str, int]:
         error = _("Tài khoản sổ sức khỏe của bệnh nhân này đã được kích hoạt.") if "already activated" in str(exc) else \
             _("Bệnh nhân cần có đúng một số CCCD đang dùng để mở sổ sức khỏe.")
     return render_template("clinic/chart.html", c=record, warnings=[], existing=False, activation=code,
-                           activation_error=error, common=common), (200 if code else 422)
+                           activation_error=error, common=common, trend=_trend(record)), (200 if code else 422)

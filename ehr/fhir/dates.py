@@ -44,20 +44,29 @@ def _next_month(year: int, month: int) -> tuple[int, int]:
     return (year + 1, 1) if month == 12 else (year, month + 1)
 
 
+def _end_us(make: Callable[[], datetime]) -> int:
+    """The open end of a range; the last instant of year 9999 has no successor in `datetime`,
+    so a range reaching past it ends at MAX_US (a valid value must still index and search)."""
+    try:
+        return _us(make())
+    except (OverflowError, ValueError):
+        return MAX_US
+
+
 def value_range(text: str, zone: tzinfo = DEFAULT_ZONE) -> tuple[int, int]:
     """[low, high) in microseconds for a FHIR date/dateTime/instant string."""
     try:
         if m := _YEAR.match(text):
             y = int(m.group(1))
-            return _us(datetime(y, 1, 1, tzinfo=zone)), _us(datetime(y + 1, 1, 1, tzinfo=zone))
+            return _us(datetime(y, 1, 1, tzinfo=zone)), _end_us(lambda: datetime(y + 1, 1, 1, tzinfo=zone))
         if m := _YEAR_MONTH.match(text):
             y, mo = int(m.group(1)), int(m.group(2))
             ny, nm = _next_month(y, mo)
-            return _us(datetime(y, mo, 1, tzinfo=zone)), _us(datetime(ny, nm, 1, tzinfo=zone))
+            return _us(datetime(y, mo, 1, tzinfo=zone)), _end_us(lambda: datetime(ny, nm, 1, tzinfo=zone))
         if _DATE.match(text):
             day = date.fromisoformat(text)
             start = datetime(day.year, day.month, day.day, tzinfo=zone)
-            return _us(start), _us(start + timedelta(days=1))
+            return _us(start), _end_us(lambda: start + timedelta(days=1))
         if _DATETIME.match(text):
             parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
             if parsed.tzinfo is None:
@@ -71,7 +80,7 @@ def value_range(text: str, zone: tzinfo = DEFAULT_ZONE) -> tuple[int, int]:
                 width = timedelta(microseconds=max(1, 10 ** (6 - min(digits, 6))))
             else:
                 width = timedelta(seconds=1)
-            return _us(parsed), _us(parsed + width)
+            return _us(parsed), _end_us(lambda: parsed + width)
     except ValueError:
         pass
     raise DateFormatError(text)
@@ -126,6 +135,11 @@ def matches(prefix: str, s_low: int, s_high: int, r_low: int, r_high: int) -> bo
 # --- blind buckets for birth dates --------------------------------------------------------------
 
 
+def _day_number(year: int, month: int, day: int) -> int:
+    # the day after 9999-12-31 is still a valid end of a half-open range
+    return date.max.toordinal() + 1 if year > date.max.year else date(year, month, day).toordinal()
+
+
 def _calendar_range(year: int, month: int | None = None, day: int | None = None) -> tuple[int, int]:
     """Birth dates are calendar dates: compare them as day numbers, no time zone."""
     if day is not None and month is not None:
@@ -133,15 +147,17 @@ def _calendar_range(year: int, month: int | None = None, day: int | None = None)
         return start, start + 1
     if month is not None:
         ny, nm = _next_month(year, month)
-        return date(year, month, 1).toordinal(), date(ny, nm, 1).toordinal()
-    return date(year, 1, 1).toordinal(), date(year + 1, 1, 1).toordinal()
+        return date(year, month, 1).toordinal(), _day_number(ny, nm, 1)
+    return date(year, 1, 1).toordinal(), _day_number(year + 1, 1, 1)
 
 
 def parse_calendar(text: str) -> tuple[int, int | None, int | None]:
     if m := _YEAR.match(text):
+        if int(m.group(1)) < date.min.year:  # FHIR has no year 0000
+            raise DateFormatError(text)
         return int(m.group(1)), None, None
     if m := _YEAR_MONTH.match(text):
-        if not 1 <= int(m.group(2)) <= 12:
+        if int(m.group(1)) < date.min.year or not 1 <= int(m.group(2)) <= 12:
             raise DateFormatError(text)
         return int(m.group(1)), int(m.group(2)), None
     head = text[:10]

@@ -796,8 +796,10 @@ def _point(obs: dict[str, Any], value: Any, text: str) -> Point | None:
     return Point(when, amount, text) if when is not None and amount is not None else None
 
 
-def series(record: Record) -> list[Series]:
-    """Blood pressure, weight, BMI, and every laboratory value measured at least twice."""
+def series(record: Record, all_vitals: bool = False) -> list[Series]:
+    """Blood pressure, weight, BMI, and every laboratory value measured at least twice; with
+    `all_vitals` (the clinic's chart) also heart rate, temperature, SpO2 and respiratory rate,
+    even when measured once (height is not a trend)."""
     bp_sys: list[Point] = []
     bp_dia: list[Point] = []
     by_code: dict[str, list[tuple[Point, dict[str, Any]]]] = defaultdict(list)
@@ -817,7 +819,7 @@ def series(record: Record) -> list[Series]:
         quantity = obs.get("valueQuantity")
         if not code or not isinstance(quantity, dict) or code in (HEIGHT,):
             continue
-        if _is_vital(obs) and code not in (WEIGHT, BMI):
+        if _is_vital(obs) and code not in (WEIGHT, BMI) and not all_vitals:
             continue
         point = _point(obs, quantity.get("value"), str(quantity.get("value")))
         if point:
@@ -828,7 +830,7 @@ def series(record: Record) -> list[Series]:
                                              Line(DIASTOLIC, "diastolic", tuple(sorted(bp_dia, key=lambda p: p.when)))),
                           (DEFAULT_RANGES[SYSTOLIC], DEFAULT_RANGES[DIASTOLIC])))
     for code, found in sorted(by_code.items(), key=lambda kv: ({WEIGHT: 0, BMI: 1}.get(kv[0], 2), kv[0])):
-        if code not in (WEIGHT, BMI) and len(found) < 2:
+        if code not in (WEIGHT, BMI) and len(found) < 2 and not (all_vitals and _is_vital(found[0][1])):
             continue
         found.sort(key=lambda pf: pf[0].when)
         latest = found[-1][1]

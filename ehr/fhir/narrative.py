@@ -61,6 +61,10 @@ def _check_element(el: Element) -> None:
 
 def check_div(div: str) -> None:
     """Raise NarrativeError when `div` breaks the FHIR narrative rules."""
+    if "<?" in div:
+        # processing instructions (an xml-stylesheet pointing elsewhere, an XML declaration) are
+        # not XHTML content; the parser drops those outside the root, so look at the text itself
+        raise NarrativeError("narrative must not contain XML processing instructions")
     try:
         root = fromstring(div, forbid_dtd=True, forbid_entities=True, forbid_external=True)
     except (ParseError, DefusedXmlException):

@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 import types
 import typing
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import Any
 
@@ -72,7 +72,8 @@ ID_PATTERN = re.compile(r"\A[A-Za-z0-9\-.]{1,64}\Z")
 
 
 def is_valid_id(value: object) -> bool:
-    return isinstance(value, str) and ID_PATTERN.match(value) is not None
+    # "." and ".." match the R4 pattern, but clients and proxies resolve them as path segments
+    return isinstance(value, str) and ID_PATTERN.match(value) is not None and value.strip(".") != ""
 
 
 # --- element tables for the JSON shape checker --------------------------------------------------
@@ -85,6 +86,44 @@ class Element:
     kind: int
     is_list: bool
     child: str | None  # model class key for KIND_OBJECT ("R4B.HumanName" style dotted path)
+    codes: frozenset[str] | None = None  # a code with a required binding: the only values allowed
+
+
+# The model generator cut these required value sets short (its list ends in "+"); the rest of the
+# codes are from the R4 value sets (hl7.org/fhir/R4/valueset-*.html).
+_OBSERVATION_STATUS = ("registered", "preliminary", "final", "amended", "corrected", "cancelled", "entered-in-error", "unknown")
+_ENCOUNTER_STATUS = ("planned", "arrived", "triaged", "in-progress", "onleave", "finished", "cancelled", "entered-in-error", "unknown")
+_FULL_CODES: dict[str, tuple[str, ...]] = {
+    "Observation.status": _OBSERVATION_STATUS,
+    "DetectedIssue.status": _OBSERVATION_STATUS,
+    "RiskAssessment.status": _OBSERVATION_STATUS,
+    "DiagnosticReport.status": ("registered", "partial", "preliminary", "final", "amended", "corrected", "appended", "cancelled",
+                                "entered-in-error", "unknown"),
+    "Encounter.status": _ENCOUNTER_STATUS,
+    "EncounterStatusHistory.status": _ENCOUNTER_STATUS,
+    "Task.status": ("draft", "requested", "received", "accepted", "rejected", "ready", "cancelled", "in-progress", "on-hold", "failed",
+                    "completed", "entered-in-error"),
+    "DeviceUseStatement.status": ("active", "completed", "entered-in-error", "intended", "stopped", "on-hold"),
+    "SupplyRequest.status": ("draft", "active", "suspended", "cancelled", "completed", "entered-in-error", "unknown"),
+    "DeviceUdiCarrier.entryType": ("barcode", "rfid", "manual", "card", "self-reported", "unknown"),
+}
+
+# Lists that are not the value set: CapabilityStatement.format is bound to the mime types (plus
+# xml | json | ttl); the generator wrote a placeholder word into its list.
+_NOT_CODE_LISTS = frozenset({"CapabilityStatement.format"})
+
+
+def _codes_of(cls: Any, name: str, info: Any) -> frozenset[str] | None:
+    extra = info.json_schema_extra if isinstance(info.json_schema_extra, dict) else {}
+    listed = extra.get("enum_values")
+    if not listed:
+        return None
+    if f"{cls.__name__}.{info.alias or name}" in _NOT_CODE_LISTS or "etc." in listed:
+        return None
+    if "+" in listed:
+        full = _FULL_CODES.get(f"{cls.__name__}.{info.alias or name}")
+        return frozenset(full) if full else None  # unknown rest of the list: do not guess
+    return frozenset(listed)
 
 
 _INT_META = {"Integer", "PositiveInt", "UnsignedInt"}
@@ -148,7 +187,8 @@ def element_table(model_key: str) -> dict[str, Element]:
             continue  # a DSTU2 leftover, not part of R4 JSON
         element = _element_of(info.annotation)
         if element is not None:
-            table[info.alias or name] = element
+            codes = _codes_of(cls, name, info) if element.kind == KIND_STR else None
+            table[info.alias or name] = replace(element, codes=codes) if codes else element
     return table
 
 

@@ -126,7 +126,7 @@ class _Walker:
                         if not nulls_ok:
                             self.fail(f"{child_path}[{i}]", "null is not allowed here")
                         continue
-                    self.value(item, element.kind, element.child, f"{child_path}[{i}]", depth, model_key, key)
+                    self.value(item, element.kind, element.child, f"{child_path}[{i}]", depth, model_key, key, element.codes)
             else:
                 if isinstance(value, list):
                     self.fail(child_path, "this element must not be an array")
@@ -134,9 +134,10 @@ class _Walker:
                 if value is None:
                     self.fail(child_path, "null is not allowed in FHIR JSON")
                     continue
-                self.value(value, element.kind, element.child, child_path, depth, model_key, key)
+                self.value(value, element.kind, element.child, child_path, depth, model_key, key, element.codes)
 
-    def value(self, value: Any, kind: int, child: str | None, path: str, depth: int, parent: str, key: str) -> None:
+    def value(self, value: Any, kind: int, child: str | None, path: str, depth: int, parent: str, key: str,
+              codes: frozenset[str] | None = None) -> None:
         if kind == KIND_STR:
             if not isinstance(value, str):
                 self.fail(path, "this element must be a JSON string", "value")
@@ -144,6 +145,9 @@ class _Walker:
                 self.fail(path, "strings must not be empty or only whitespace", "value")
             elif not _CONTROL.isdisjoint(value):
                 self.fail(path, "strings must not contain control characters", "value")
+            elif codes is not None and value not in codes:
+                # the value is not echoed: a code field may still carry personal text by mistake
+                self.fail(path, "this code is not in the required value set (" + " | ".join(sorted(codes)[:12]) + ")", "code-invalid")
             elif parent == _NARRATIVE and key == "div":
                 try:
                     check_div(value)

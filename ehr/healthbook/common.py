@@ -44,7 +44,9 @@ MEASURES = {
 }
 SERIES = {"bp": _l("Huyết áp"), "weight": _l("Cân nặng"), "bmi": _l("Chỉ số khối cơ thể (BMI)"), "14749-6": _l("Đường huyết lúc đói"),
           "1558-6": _l("Đường huyết lúc đói"), "2345-7": _l("Đường huyết"), "4548-4": _l("HbA1c"), "17856-6": _l("HbA1c"),
-          "14647-2": _l("Cholesterol toàn phần"), "2093-3": _l("Cholesterol toàn phần")}
+          "14647-2": _l("Cholesterol toàn phần"), "2093-3": _l("Cholesterol toàn phần"),
+          # vital signs, drawn on the clinic's chart
+          "8867-4": _l("Mạch"), "8310-5": _l("Nhiệt độ"), "59408-5": _l("SpO2"), "9279-1": _l("Nhịp thở")}
 LINES = {"8480-6": _l("Tâm thu"), "8462-4": _l("Tâm trương")}
 UNITS = {"/min": _l("lần/phút"), "d": _l("ngày")}
 FLAGS = {"H": _l("cao hơn bình thường"), "L": _l("thấp hơn bình thường")}

@@ -4,18 +4,15 @@ visits with their treatment summary), charts, vaccinations, downloads and the em
 from __future__ import annotations
 
 from datetime import datetime
-from decimal import Decimal
 from typing import Any
 
 from flask import Response, redirect, render_template, request, url_for
 from flask_babel import gettext as _
-from markupsafe import Markup
 
 from ehr.api.http import base_url
 from ehr.auth.current import login_required
 from ehr.fhir import healthbook as hb
-from ehr.healthbook import bp, charts, common
-from ehr.healthbook.common import Fmt
+from ehr.healthbook import bp, common, trends
 from ehr.services import healthbook
 
 
@@ -81,45 +78,12 @@ def summary(patient_id: str, encounter_id: str) -> str | Response:
     return page
 
 
-def _chart(series: hb.Series, index: int) -> Markup:
-    names = tuple(Fmt.line(line.code, line.name) for line in series.lines)
-    unit = Fmt.unit(series.unit)
-    title = Fmt.series(series)
-    first, last = series.lines[0].points[0].when, series.lines[0].points[-1].when
-    words = charts.Words(
-        title=title,
-        desc=_("%(count)s lần đo từ %(first)s đến %(last)s, đơn vị %(unit)s. Vùng tô màu là khoảng bình thường.",
-               count=series.count, first=hb.day(first), last=hb.day(last), unit=unit),
-        line_names=names,
-        point_label=lambda when, name, text: f"{hb.day(when)}: {name + ' ' if len(names) > 1 else ''}{Fmt.num(text) if '/' not in text else text} {unit}",
-        day=hb.day, number=Fmt.num, unit=unit, value=lambda text: text if "/" in text else Fmt.num(text),
-    )
-    return Markup(charts.svg(series, words, f"chart-{index}"))  # noqa: S704 - charts.svg escapes every text it writes
-
-
-def _table_rows(series: hb.Series) -> list[dict[str, Any]]:
-    rows: dict[datetime, dict[str, Any]] = {}
-    for i, line in enumerate(series.lines):
-        for p in line.points:
-            rows.setdefault(p.when, {"when": p.when, "values": [""] * len(series.lines)})["values"][i] = Fmt.num(p.value)
-    return [rows[k] for k in sorted(rows, reverse=True)]
-
-
 @bp.get("/<patient_id>/charts", endpoint="charts")
 @login_required(kind="patient")
 def charts_page(patient_id: str) -> str:
     book = healthbook.book(common.store(), common.ctx(), patient_id)
-    drawn = [{"series": s, "svg": _chart(s, i), "rows": _table_rows(s), "range": _range_text(s)} for i, s in enumerate(book.series)]
+    drawn = trends.drawn(book.series)
     return render_template("healthbook/charts.html", book=book, drawn=drawn, **common.frame(patient_id, book.name))
-
-
-def _range_text(series: hb.Series) -> str:
-    parts = []
-    for line, (low, high) in zip(series.lines, series.ranges, strict=False):
-        label = Fmt.line(line.code, "") if len(series.lines) > 1 else ""
-        span = f"{Fmt.num(low)}–{Fmt.num(high)}" if low != Decimal(0) else f"< {Fmt.num(high)}"
-        parts.append(f"{label} {span}".strip())
-    return "; ".join(parts)
 
 
 @bp.get("/<patient_id>/vaccinations")

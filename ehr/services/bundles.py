@@ -106,7 +106,7 @@ def _parse(index: int, raw: Any, base_urls: tuple[str, ...]) -> Entry:
     request = raw.get("request")
     if not isinstance(request, dict) or not isinstance(request.get("method"), str) or not isinstance(request.get("url"), str):
         raise bad_request(f"entry {index} needs request.method and request.url", f"Bundle.entry[{index}].request")
-    method = request["method"].upper()
+    method = request["method"]  # a code: case-sensitive, as the R4 value set spells it
     if method not in ORDER:
         raise bad_request(f"entry {index}: method is not supported", f"Bundle.entry[{index}].request.method")
     url = request["url"]
@@ -120,7 +120,7 @@ def _parse(index: int, raw: Any, base_urls: tuple[str, ...]) -> Entry:
     entry = Entry(index, method, parts[0])
     if len(parts) >= 2:
         entry.logical_id = parts[1]
-    if len(parts) == 4 and parts[2] == "_history":
+    if len(parts) == 4 and parts[2] == "_history" and method in ("GET", "HEAD"):
         entry.version = parts[3]
     elif len(parts) not in (1, 2):
         raise bad_request(f"entry {index}: request.url is not a supported form", f"Bundle.entry[{index}].request.url")
@@ -129,7 +129,9 @@ def _parse(index: int, raw: Any, base_urls: tuple[str, ...]) -> Entry:
             entry.query = parse_qsl(query_text, keep_blank_values=True, strict_parsing=bool(query_text))
         except ValueError:
             raise bad_request(f"entry {index}: the query of request.url is not valid", f"Bundle.entry[{index}].request.url") from None
-    entry.full_url = raw.get("fullUrl") if isinstance(raw.get("fullUrl"), str) else None
+    if raw.get("fullUrl") is not None and not isinstance(raw["fullUrl"], str):
+        raise bad_request(f"entry {index}: fullUrl must be a string (a URI)", f"Bundle.entry[{index}].fullUrl")
+    entry.full_url = raw.get("fullUrl")
     entry.resource = raw.get("resource") if isinstance(raw.get("resource"), dict) else None
     if entry.resource is not None and isinstance(entry.resource.get("id"), str):
         entry.body_id = entry.resource["id"]
@@ -175,6 +177,13 @@ def _prepare(store: Store, e: Entry) -> None:
     if e.method in ("POST", "PUT") and e.resource is not None:
         assert e.new_id is not None
         e.prepared = resources.prepare_write(store, e.resource, e.resource_type, e.new_id)
+
+
+def _check_read(store: Store, ctx: AccessContext, e: Entry) -> None:
+    """A search entry with a bad query fails the whole transaction before anything is written; a
+    read that finds nothing answers 404 in its own entry (it changes nothing)."""
+    if e.method in ("GET", "HEAD") and e.logical_id is None:
+        search.check(store, ctx, e.resource_type, e.query or [])
 
 
 def _rewrite_narrative(doc: dict[str, Any], mapping: dict[str, str]) -> None:
@@ -224,6 +233,7 @@ def transaction(store: Store, ctx: AccessContext, bundle: dict[str, Any], repres
         try:
             _check(ctx, e)
             _prepare(store, e)
+            _check_read(store, ctx, e)
         except FhirError as exc:
             raise _at(e.index, exc) from None
     mapping: dict[str, str] = {}
@@ -290,13 +300,19 @@ def _failed_reference(exc: FhirError, entries: list[Entry]) -> FhirError:
     return exc
 
 
-def _entries(store: Store, bundle: dict[str, Any], kind: str) -> list[Entry]:
+def _raw_entries(bundle: dict[str, Any], kind: str) -> list[Any]:
     if bundle.get("resourceType") != "Bundle" or bundle.get("type") != kind:
         raise bad_request(f"expected a Bundle of type {kind}", "Bundle.type")
-    raw = bundle.get("entry") or []
+    raw = bundle.get("entry")
+    if raw is None:
+        return []
     if not isinstance(raw, list):
         raise bad_request("Bundle.entry must be an array", "Bundle.entry")
-    return [_parse(i, item, store.base_urls) for i, item in enumerate(raw)]
+    return raw
+
+
+def _entries(store: Store, bundle: dict[str, Any], kind: str) -> list[Entry]:
+    return [_parse(i, item, store.base_urls) for i, item in enumerate(_raw_entries(bundle, kind))]
 
 
 def _location(version: StoredVersion) -> str:
@@ -355,7 +371,7 @@ def _get(store: Store, ctx: AccessContext, e: Entry) -> EntryResponse:
 def batch(store: Store, ctx: AccessContext, bundle: dict[str, Any], representation: bool = True) -> list[EntryResponse]:
     """Each entry on its own: one failure does not stop the others."""
     out: list[EntryResponse] = []
-    for index, raw in enumerate(bundle.get("entry") or [] if bundle.get("type") == "batch" else _reject_type(bundle)):
+    for index, raw in enumerate(_raw_entries(bundle, "batch")):
         try:
             e = _parse(index, raw, store.base_urls)
             _check(ctx, e)
@@ -366,10 +382,6 @@ def batch(store: Store, ctx: AccessContext, bundle: dict[str, Any], representati
             response = EntryResponse(exc.status, outcome=operation_outcome(_at(index, exc).issues))
         out.append(response)
     return out
-
-
-def _reject_type(bundle: dict[str, Any]) -> list[Any]:
-    raise bad_request("expected a Bundle of type batch", "Bundle.type")
 
 
 def _single(store: Store, ctx: AccessContext, e: Entry) -> EntryResponse:

@@ -399,6 +399,16 @@ def search(store: Store, ctx: AccessContext, resource_type: str, params: list[tu
     return SearchPage(entries, total, next_token, self_token, issues, previous_token)
 
 
+def check(store: Store, ctx: AccessContext, resource_type: str, params: list[tuple[str, str]]) -> None:
+    """Raise the 400 that `search` would raise for this query, without running it (a transaction
+    checks its GET entries before it writes anything)."""
+    check_type(resource_type)
+    query = q.parse(params)
+    _Resolver(store, False, [], policy.gate(ctx).restriction, ctx).plan(resource_type, query.clauses)
+    _sort_keys(resource_type, query.sort)
+    _validate_includes(resource_type, query)
+
+
 def find_ids(uow: UnitOfWork, store: Store, resource_type: str, params: list[tuple[str, str]], limit: int) -> list[str]:
     """Ids matching a condition (conditional interactions): strict, no sorting, no paging."""
     query = q.parse(params)

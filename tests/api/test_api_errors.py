@@ -135,3 +135,13 @@ def test_referential_integrity_can_be_switched_off(app, app_config):
     finally:
         relaxed.extensions["ehr.store"].engine.dispose()
     assert response.status_code == 201
+
+
+def test_dot_ids_and_empty_segments_are_refused(client):
+    """`..` matches the R4 id pattern but resolves as a path; an empty segment must not redirect."""
+    for path in ("/fhir/Patient/..", "/fhir/Patient/."):
+        response = client.put(path, data=json.dumps({"resourceType": "Patient", "id": path.rsplit("/", 1)[1]}), headers=FHIR_JSON)
+        assert response.status_code in (400, 404) and response.get_json()["resourceType"] == "OperationOutcome"
+    for path in ("/fhir//Patient", "/fhir/Patient/%2F/_history"):
+        response = client.get(path)
+        assert response.status_code == 404 and response.get_json()["resourceType"] == "OperationOutcome", path

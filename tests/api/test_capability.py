@@ -23,7 +23,8 @@ def test_every_fhir_route_is_claimed(app, client):
     fhir_routes = {(rule, m) for rule, m in registered(app) if rule.startswith("/fhir") and m not in ("HEAD", "OPTIONS")}
     known = set(TYPE_ROUTES) | set(SYSTEM_ROUTES) | set(CONDITIONAL_ROUTES) | set(OPERATIONS) | set(SYSTEM_OPERATIONS) | set(TYPE_OPERATIONS) | {
         ("/fhir/$export-status/<job_id>", "GET"), ("/fhir/$export-status/<job_id>", "DELETE"), ("/fhir/$export-file/<job_id>/<name>", "GET"),("/fhir/metadata", "GET"), ("/fhir/<rtype>/_search", "POST"),
-        ("/fhir/.well-known/smart-configuration", "GET"), ("/fhir/AuditEvent", "GET"), ("/fhir/AuditEvent/<rid>", "GET")}
+        ("/fhir/.well-known/smart-configuration", "GET"), ("/fhir/AuditEvent", "GET"), ("/fhir/AuditEvent/<rid>", "GET"),
+        ("/fhir/openapi.json", "GET")}
     assert fhir_routes <= known, fhir_routes - known
     doc = body(client.get("/fhir/metadata"))
     claimed = {i["code"] for r in doc["rest"][0]["resource"] for i in r["interaction"]}

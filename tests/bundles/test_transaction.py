@@ -151,3 +151,24 @@ def test_any_failing_entry_rolls_back_everything(client, store, size, position, 
     assert 400 <= response.status_code < 500
     assert body(response)["issue"][0]["diagnostics"].startswith(f"entry {position}:")
     assert snapshot(store) == before
+
+
+def test_malformed_entries_fail_the_whole_bundle(client, store):
+    """Found by the malformed-input corpus (tests/reliability): each was accepted before."""
+    patient = post_entry({"resourceType": "Patient"}, P)
+    before = snapshot(store)
+    cases = [
+        ([patient, {"request": {"method": "GET", "url": "Patient?birthdate=notadate"}}], "Bundle.entry[1]"),
+        ([{"request": {"method": "get", "url": "Patient"}}], "Bundle.entry[0].request.method"),
+        ([{**patient, "fullUrl": 5}], "Bundle.entry[0].fullUrl"),
+        ([{"resource": {"resourceType": "Patient", "id": "x1"}, "request": {"method": "PUT", "url": "Patient/x1/_history/1"}}],
+         "Bundle.entry[0].request.url"),
+    ]
+    for entries, where in cases:
+        response = tx(client, entries)
+        assert response.status_code == 400, entries
+        assert body(response)["issue"][0]["expression"][0].startswith(where), body(response)
+    for kind in ("transaction", "batch"):
+        raw = client.post("/fhir", data=json.dumps({"resourceType": "Bundle", "type": kind, "entry": {}}), headers=FHIR_JSON)
+        assert raw.status_code == 400 and body(raw)["issue"][0]["expression"] == ["Bundle.entry"]
+    assert snapshot(store) == before

@@ -180,3 +180,24 @@ def test_a_receptionist_sees_the_front_desk_part_of_the_chart(signed_in):
     assert page.status_code == 200
     text = page.get_data(as_text=True)
     assert "Nguyễn Thị Lan" in text and "Danh sách bệnh" not in text and "Khám bệnh</a>" not in text
+
+
+def test_the_chart_draws_the_vitals_trend(signed_in):
+    browser = signed_in("doctor")
+    pid = _register(browser).headers["Location"].split("/")[-1].split("?")[0]
+    path = f"/clinic/patients/{pid}/visits/new"
+    for systolic, temperature in (("150", "38.5"), ("128", "37.0")):
+        token = re.search(r'name="token" value="([^"]+)"', browser.get(path).get_data(as_text=True)).group(1)
+        form = {"token": token, "reason": "Tái khám", "systolic": systolic, "diastolic": "90", "temperature": temperature,
+                "heart_rate": "80", "weight": "55", "height": "160"}
+        assert post_form(browser, path, form).status_code == 302
+    page = browser.get(f"/clinic/patients/{pid}").get_data(as_text=True)
+    figures = dict(re.findall(r'<figure class="trend" data-series="([^"]+)">(.*?)</figure>', page, re.S))
+    assert {"bp", "8310-5", "8867-4", "weight", "bmi"} <= set(figures) and "8302-2" not in figures  # height is no trend
+    bp_points = re.findall(r'<g class="pt pt-0" tabindex="0" role="img" aria-label="([^"]+)"', figures["bp"])
+    assert len(bp_points) == 2 and any("150/90" in p for p in bp_points) and any("128/90" in p for p in bp_points)
+    temperatures = re.findall(r'class="pt pt-0" tabindex="0" role="img" aria-label="([^"]+)"', figures["8310-5"])
+    assert sorted(t.split(": ")[1] for t in temperatures) == ["37,0 °C", "38,5 °C"]  # Vietnamese decimal comma
+    assert "Khoảng bình thường" in figures["bp"] and "Nhiệt độ" in figures["8310-5"]
+    english = browser.get(f"/clinic/patients/{pid}?lang=en").get_data(as_text=True)
+    assert "Vital signs trend" in english and "Temperature" in english

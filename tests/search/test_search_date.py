@@ -115,3 +115,17 @@ def test_last_updated_and_bad_dates(client):
         response = client.get("/fhir/Observation", query_string={"date": bad})
         assert response.status_code == 400 and b'"date"' in response.data, bad
     assert client.get("/fhir/Patient?birthdate=1990-02-30").status_code == 400
+
+
+def test_the_ends_of_the_calendar(client):
+    """9999-12-31 is a FHIR date (its range ends at the store's upper bound); 0000 is not one."""
+    last = make(client, {"resourceType": "Observation", "status": "final", "code": {"text": "x"}, "effectiveDateTime": "9999-12-31"})
+    born = make(client, {"resourceType": "Patient", "birthDate": "9999-12-31"})
+    assert dates.value_range("9999-12-31T23:59:59.999999Z")[1] == dates.MAX_US
+    assert ids(client, "/fhir/Observation", date="9999-12-31") == {last}
+    assert ids(client, "/fhir/Observation", date="ge9999") == {last}
+    assert ids(client, "/fhir/Patient", birthdate="9999-12-31") == {born}
+    assert ids(client, "/fhir/Patient", birthdate="9999") == {born}
+    for bad in ("0000", "0000-01"):
+        assert client.get("/fhir/Patient", query_string={"birthdate": bad}).status_code == 400, bad
+        assert client.get("/fhir/Observation", query_string={"date": bad}).status_code == 400, bad
