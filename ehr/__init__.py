@@ -58,6 +58,14 @@ def register_extensions(app: Flask) -> None:
     migrate.init_app(app, db, directory=str(ROOT / "migrations"), compare_type=True)
 
 
+def audit_relay_path(app: Flask) -> Path | None:
+    """Where the job runner's audit relay listens (EHR_AUDIT_RELAY: a socket path, or `off`)."""
+    setting = str(app.config.get("EHR_AUDIT_RELAY") or "")
+    if setting.lower() == "off":
+        return None
+    return Path(setting) if setting else Path(app.instance_path) / "audit-relay.sock"
+
+
 def register_store(app: Flask) -> None:
     from ehr.crypto.blind import BlindIndex
     from ehr.extensions import db
@@ -88,6 +96,7 @@ def register_store(app: Flask) -> None:
         base_urls=(base,) if base else (),
         systems=IdentifierSystems(app.config["EHR_IDENTIFIER_BASE"]),
         audit_key=secrets.audit_key,
+        audit_relay=audit_relay_path(app),
     )
     from ehr.crypto.signing_keys import FacilityKeys
 

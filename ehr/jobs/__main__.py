@@ -12,9 +12,10 @@ import sys
 import time
 from pathlib import Path
 
-from ehr import create_app
+from ehr import audit_relay_path, create_app
 from ehr.services import export
 from ehr.store import audit
+from ehr.store.audit_relay import RelayServer
 
 log = logging.getLogger("ehr.jobs")
 
@@ -36,6 +37,14 @@ def main() -> int:
         stopping = True
 
     signal.signal(signal.SIGTERM, stop)
+    relay = None
+    if (relay_path := audit_relay_path(app)) is not None:
+        relay = RelayServer(store.engine, relay_path)
+        try:
+            relay.start()
+        except OSError:  # e.g. a path too long for a Unix socket: workers commit their own records
+            log.exception("audit relay not started")
+            relay = None
     log.info("job runner started (parent %s)", parent)
     last_cleanup = last_seal = last_checkpoint = 0.0
     while not stopping and os.getppid() == parent:
@@ -59,6 +68,8 @@ def main() -> int:
                 log.exception("audit sealing failed")
         if not worked:
             time.sleep(float(os.environ.get("EHR_JOB_POLL_SECONDS", "1")))
+    if relay is not None:
+        relay.stop()
     return 0
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import base64
 import json
@@ -17,6 +18,7 @@ from ehr.crypto.keyring import MasterKeyProvider
 from ehr.identity.systems import IdentifierSystems
 from ehr.store.access import Gate
 from ehr.store.audit import GroupCommitter
+from ehr.store.audit_relay import RelayedAudit
 from ehr.store.keys import DataKeyStore
 from ehr.store.uow import UnitOfWork
 
@@ -37,12 +39,14 @@ class Store:
     systems: IdentifierSystems = field(default_factory=IdentifierSystems)
     audit_key: bytes = b""  # HMAC key of the audit chain (kept outside the database)
     audit_timeout: float = 5.0
+    audit_relay: Path | None = None  # the job runner's audit relay socket (None: commit in-process)
     keys: DataKeyStore = field(init=False)
-    audit: GroupCommitter = field(init=False)
+    audit: GroupCommitter | RelayedAudit = field(init=False)
 
     def __post_init__(self) -> None:
         self.keys = DataKeyStore(self.master)
-        self.audit = GroupCommitter(self.engine, self.audit_timeout)
+        local = GroupCommitter(self.engine, self.audit_timeout)
+        self.audit = RelayedAudit(self.audit_relay, local, self.audit_timeout) if self.audit_relay else local
         # Paging tokens are encrypted, not just signed: a search's next link must not carry the
         # national ID or name it searched for.
         key = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=b"ehr page cursor v1").derive(self.cursor_secret)

@@ -18,9 +18,18 @@ from fhir_helpers import patient
 pytestmark = pytest.mark.e2e
 
 
-def test_records_of_delivered_reads_survive_kill_9(app, app_config, store, tmp_path):
-    proc, server = start_gunicorn(app_config, tmp_path / "gunicorn.log", workers=3, EHR_JOB_RUNNER="0")
+@pytest.mark.parametrize("relay", [False, True], ids=["workers-commit", "through-the-relay"])
+def test_records_of_delivered_reads_survive_kill_9(app, app_config, store, tmp_path, relay):
+    """Without the job runner each worker commits its records; with it, they go through its relay."""
+    socket_path = tmp_path / "relay.sock"
+    proc, server = start_gunicorn(app_config, tmp_path / "gunicorn.log", workers=3, EHR_JOB_RUNNER="1" if relay else "0",
+                                  EHR_AUDIT_RELAY=str(socket_path))
     try:
+        if relay:
+            deadline = time.monotonic() + 30
+            while not socket_path.exists() and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert socket_path.exists(), "the job runner did not open its audit relay"
         with server.client() as http:
             ids = [http.post("/fhir/Patient", json=patient(f"Võ Văn Canary{n}")).json()["id"] for n in range(20)]
         delivered: list[tuple[str, str]] = []  # (request id, patient id) of 200 responses

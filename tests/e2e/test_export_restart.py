@@ -11,7 +11,7 @@ from collections import Counter
 import pytest
 from sqlalchemy import func, select
 
-from conftest import start_gunicorn, stop_gunicorn
+from e2e.conftest import start_gunicorn, stop_gunicorn
 from ehr.services import demo
 from ehr.services.context import AccessContext
 from ehr.store.schema import resources
