@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any, Sequence
 
-from sqlalchemy import and_, delete, false, insert, literal, or_, select, true, tuple_, update
+from sqlalchemy import and_, delete, false, insert, literal, or_, select, true, update
 from sqlalchemy.sql import ColumnElement
 
 from ehr.store.schema import (
@@ -35,6 +35,7 @@ from ehr.store.schema import (
     resources,
     sessions,
 )
+from ehr.store.keysets import keys_in
 from ehr.store.uow import UnitOfWork
 
 
@@ -133,7 +134,7 @@ def visible_keys(uow: UnitOfWork, restriction: Restriction | None, keys: Sequenc
     for start in range(0, len(unique), 500):
         chunk = unique[start : start + 500]
         stmt = select(resources.c.resource_type, resources.c.logical_id).where(
-            tuple_(resources.c.resource_type, resources.c.logical_id).in_(chunk),
+            keys_in(resources.c.resource_type, resources.c.logical_id, chunk),
             predicate(restriction, resources.c.compartment, resources.c.created_by_org),
         )
         out |= {(row[0], row[1]) for row in uow.execute(stmt)}

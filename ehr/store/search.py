@@ -12,10 +12,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Sequence, Union
 
-from sqlalchemy import String, and_, case, cast, false, func, literal, not_, or_, select, tuple_
+from sqlalchemy import String, and_, case, cast, false, func, literal, not_, or_, select
 from sqlalchemy.sql import ColumnElement, Select
 
 from ehr.store.access import Restriction, predicate
+from ehr.store.keysets import keys_in
 from ehr.store.schema import idx_date, idx_number, idx_reference, idx_string, idx_token, resources
 from ehr.store.uow import UnitOfWork
 
@@ -378,7 +379,7 @@ def referrers_to(uow: UnitOfWork, source_type: str, param: str, targets: Sequenc
         return []
     x = idx_reference
     stmt = select(x.c.resource_type, x.c.logical_id).where(
-        x.c.resource_type == source_type, x.c.param == param, tuple_(x.c.target_type, x.c.target_id).in_(list(targets))
+        x.c.resource_type == source_type, x.c.param == param, keys_in(x.c.target_type, x.c.target_id, targets)
     )
     return [(row[0], row[1]) for row in uow.execute(stmt.distinct())]
 
