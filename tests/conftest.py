@@ -44,6 +44,10 @@ def make_config(instance: Path, **overrides: Any) -> dict[str, Any]:
         "EHR_SECRET_KEY": secrets.token_urlsafe(48),
         "EHR_AUDIT_KEY": base64.b64encode(secrets.token_bytes(32)).decode(),
         "EHR_API_AUTH": "open",  # access control has its own tests, with authentication required
+        # In-process apps commit their own audit records: a gunicorn started by another test on the
+        # same instance folder must not become their audit writer. The relay has its own tests
+        # (tests/store/test_audit_relay.py, tests/e2e/test_audit_crash.py) that turn it on.
+        "EHR_AUDIT_RELAY": "off",
     }
     config.update(overrides)
     return config
