@@ -108,7 +108,8 @@ class Database:
 
 def env_for(instance: Path, db_url: str) -> dict[str, str]:
     return {**os.environ, "EHR_INSTANCE_PATH": str(instance), "EHR_DATABASE_URL": db_url, "EHR_ENV": "development",
-            "EHR_ACCESS_LOG": str(instance / "access.log"), "EHR_LOG_LEVEL": "WARNING"}
+            "EHR_ACCESS_LOG": str(instance / "access.log"), "EHR_LOG_LEVEL": "WARNING",
+            "EHR_RATELIMIT_ENABLED": "false"}  # one load generator on loopback: the API rate limits would cap it
 
 
 def median(values: list[float]) -> float:

@@ -39,6 +39,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     register_blueprints(app)
     install_request_logging(app)
     register_web_security(app)
+    register_limits(app)
     register_errorhandlers(app)
     register_commands(app)
     return app
@@ -133,6 +134,13 @@ def register_web_security(app: Flask) -> None:
 
     i18n.init_app(app)
     auth.install(app)
+
+
+def register_limits(app: Flask) -> None:
+    """Per-request cost bounds, the statement timeout and the rate limits (ehr.api.limits)."""
+    from ehr.api import limits
+
+    limits.install(app)
 
 
 def register_errorhandlers(app: Flask) -> None:

@@ -175,7 +175,9 @@ WEB_LOGIN_DEFAULTS = {
     "EHR_STAFF_IDLE_MINUTES": 15,  # a staff session ends after this long without a request
     "EHR_PATIENT_IDLE_MINUTES": 30,  # the same for patients (and for not yet signed-in visitors)
     "EHR_SESSION_MAX_HOURS": 12,  # every session ends this long after sign-in, active or not
-    "EHR_LOGIN_MAX_FAILURES": 20,  # failed guesses evaluated per login name per window
+    "EHR_LOGIN_MAX_FAILURES": 20,  # failed guesses evaluated per (source, login name) pair per window
+    "EHR_LOGIN_SOURCE_MAX_FAILURES": 30,  # per source address across names
+    "EHR_LOGIN_ACCOUNT_MAX_FAILURES": 200,  # per login name from every source (above what one source can add)
     "EHR_LOGIN_WINDOW_MINUTES": 60,
     "EHR_LOGIN_BACKOFF_AFTER": 5,  # after this many failures, wait 2^(n - this) seconds between guesses
     "EHR_ACTIVATION_DAYS": 7,  # lifetime of a one-time activation code

@@ -48,6 +48,9 @@ def make_config(instance: Path, **overrides: Any) -> dict[str, Any]:
         # same instance folder must not become their audit writer. The relay has its own tests
         # (tests/store/test_audit_relay.py, tests/e2e/test_audit_crash.py) that turn it on.
         "EHR_AUDIT_RELAY": "off",
+        # Rate limits are per process in memory here and would throttle the suite's request loops;
+        # tests/api/test_limits.py turns them on (and shares them through Redis across workers).
+        "EHR_RATELIMIT_ENABLED": "false",
     }
     config.update(overrides)
     return config

@@ -29,7 +29,8 @@ def _store() -> Store:
 def _limits() -> Limits:
     c = current_app.config
     return Limits(max_failures=c["EHR_LOGIN_MAX_FAILURES"], window_seconds=c["EHR_LOGIN_WINDOW_MINUTES"] * 60,
-                  backoff_after=c["EHR_LOGIN_BACKOFF_AFTER"])
+                  backoff_after=c["EHR_LOGIN_BACKOFF_AFTER"], source_max_failures=c["EHR_LOGIN_SOURCE_MAX_FAILURES"],
+                  account_max_failures=c["EHR_LOGIN_ACCOUNT_MAX_FAILURES"])
 
 
 def _notices() -> dict[str, str]:

@@ -1,8 +1,9 @@
 """FHIR JSON in and out.
 
 Parsing keeps decimals exact (`Decimal`, so `0.010` stays `0.010` as FHIR requires), refuses
-duplicate keys, NaN/Infinity, a byte-order mark and invalid UTF-8. Output is canonical JSON: UTF-8,
-sorted keys, no insignificant whitespace; it is what the store encrypts and what signatures cover.
+duplicate keys, NaN/Infinity, a byte-order mark, invalid UTF-8 and documents nested deeper than
+MAX_JSON_DEPTH. Output is canonical JSON: UTF-8, sorted keys, no insignificant whitespace; it is
+what the store encrypts and what signatures cover.
 """
 
 from __future__ import annotations
@@ -14,6 +15,13 @@ from typing import Any
 import simplejson
 
 from ehr.fhir.outcomes import bad_request
+
+
+# Every later step (JSON Patch's deepcopy, the shape walk, pydantic, the encoder) recurses once or
+# more per level, so a deep document that the parser accepted became a RecursionError (500) there.
+# A resource the shape rules accept has at most 64 element levels, each one object and one array:
+# 160 is above anything valid and far below the interpreter's recursion limit.
+MAX_JSON_DEPTH = 160
 
 
 class _Duplicate(ValueError):
@@ -31,6 +39,20 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a valid JSON number in FHIR")
 
 
+def _too_deep(doc: Any, limit: int) -> bool:
+    """True when `doc` nests objects/arrays deeper than `limit` (iterative: no recursion to overflow)."""
+    stack: list[tuple[Any, int]] = [(doc, 1)]
+    while stack:
+        node, depth = stack.pop()
+        children = node.values() if isinstance(node, dict) else node if isinstance(node, list) else ()
+        for child in children:
+            if isinstance(child, (dict, list)):
+                if depth + 1 > limit:
+                    return True
+                stack.append((child, depth + 1))
+    return False
+
+
 def parse_json(body: bytes | str) -> Any:
     """Parse a JSON document strictly; raise a 400 FhirError on any syntax problem."""
     if isinstance(body, bytes):
@@ -45,7 +67,7 @@ def parse_json(body: bytes | str) -> Any:
     if not text.strip():
         raise bad_request("the body is empty")
     try:
-        return json.loads(
+        doc = json.loads(
             text, parse_float=Decimal, object_pairs_hook=_no_duplicates, parse_constant=_reject_constant
         )
     except _Duplicate:
@@ -58,6 +80,9 @@ def parse_json(body: bytes | str) -> Any:
     except ValueError:
         # int() refuses numbers of more than 4300 digits; NaN/Infinity land here too.
         raise bad_request("the JSON contains a number that is not acceptable") from None
+    if isinstance(doc, (dict, list)) and _too_deep(doc, MAX_JSON_DEPTH):
+        raise bad_request(f"the JSON is nested too deeply (more than {MAX_JSON_DEPTH} levels)")
+    return doc
 
 
 def parse_resource(body: bytes | str) -> dict[str, Any]:

@@ -2,7 +2,9 @@
 
 The div must be well-formed XHTML with only basic formatting elements and attributes: no scripts,
 forms, frames, objects, event-handler attributes or `javascript:` links. Narrative is shown to
-clinicians and patients, so this is a stored-XSS guard as much as a conformance rule.
+clinicians and patients, so this is a stored-XSS guard as much as a conformance rule. Elements nest
+at most MAX_DEPTH deep: the check walks iteratively, and nothing deeper reaches the code that reads
+narrative later.
 """
 
 from __future__ import annotations
@@ -27,6 +29,9 @@ ALLOWED_ATTRIBUTES = frozenset(
 )
 _URL_ATTRIBUTES = frozenset({"href", "src", "cite", "longdesc"})
 _BAD_SCHEMES = ("javascript:", "vbscript:", "data:text/html", "livescript:")
+# Real narratives (tables in sections in a div) are a dozen levels deep; the expat parser accepts
+# any depth, and a recursive walk over 1,500 levels was a RecursionError (500).
+MAX_DEPTH = 64
 
 
 class NarrativeError(ValueError):
@@ -37,7 +42,7 @@ def _local(tag: str) -> str:
     return tag[len(XHTML) :] if tag.startswith(XHTML) else tag
 
 
-def _check_element(el: Element) -> None:
+def _check_one(el: Element) -> None:
     if not el.tag.startswith(XHTML):
         raise NarrativeError("narrative elements must be in the XHTML namespace")
     name = _local(el.tag)
@@ -55,8 +60,17 @@ def _check_element(el: Element) -> None:
                 raise NarrativeError(f"attribute '{local}' uses a forbidden URL scheme")
         if local == "style" and ("expression(" in value.lower() or "url(" in value.lower()):
             raise NarrativeError("style attributes may not load resources or run expressions")
-    for child in el:
-        _check_element(child)
+
+
+def _check_element(root: Element) -> None:
+    """Check every element under `root` with an explicit stack (no recursion), bounding the depth."""
+    stack: list[tuple[Element, int]] = [(root, 1)]
+    while stack:
+        el, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            raise NarrativeError(f"narrative elements are nested too deeply (more than {MAX_DEPTH} levels)")
+        _check_one(el)
+        stack.extend((child, depth + 1) for child in el)
 
 
 def check_div(div: str) -> None:

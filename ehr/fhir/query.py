@@ -18,6 +18,8 @@ TOTAL_VALUES = {"none", "estimate", "accurate"}
 MAX_COUNT = 1000
 DEFAULT_COUNT = 50
 MAX_CHAIN_DEPTH = 3
+MAX_INCLUDE_PARAMS = 16  # each _include/_revinclude is one more fan-out query per level
+MAX_CLAUSES = 64  # each clause is one more index join
 
 
 @dataclass
@@ -138,6 +140,8 @@ def parse(params: list[tuple[str, str]]) -> SearchQuery:
             if not query.sort:
                 raise bad_request("_sort has no parameter", "_sort")
         elif base in ("_include", "_revinclude"):
+            if len(query.includes) >= MAX_INCLUDE_PARAMS:
+                raise bad_request(f"at most {MAX_INCLUDE_PARAMS} _include and _revinclude parameters", base, code="too-costly")
             query.includes.append(_include(name, value))
         elif base == "_summary":
             if value not in SUMMARY_VALUES:
@@ -154,5 +158,7 @@ def parse(params: list[tuple[str, str]]) -> SearchQuery:
         elif base in ("_format", "_pretty"):
             continue
         else:
+            if len(query.clauses) >= MAX_CLAUSES:
+                raise bad_request(f"at most {MAX_CLAUSES} search parameters", name[:64], code="too-costly")
             query.clauses.append(parse_clause(name, value))
     return query

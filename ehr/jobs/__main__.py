@@ -50,7 +50,8 @@ def main() -> int:
     while not stopping and os.getppid() == parent:
         try:
             worked = export.run_pending(store, settings)
-            if time.monotonic() - last_cleanup > 60:
+            # Often: the files of jobs cancelled by a revoked consent must not linger.
+            if time.monotonic() - last_cleanup > float(os.environ.get("EHR_EXPORT_CLEANUP_SECONDS", "5")):
                 export.cleanup(store, settings)
                 last_cleanup = time.monotonic()
         except Exception:  # noqa: BLE001 - a database hiccup must not end the runner

@@ -16,7 +16,7 @@ from sqlalchemy import select
 from ehr.fhir import auditevent, dates
 from ehr.fhir.outcomes import bad_request, not_found
 from ehr.fhir.resources import is_valid_id
-from ehr.services import auditing
+from ehr.services import auditing, policy
 from ehr.services.context import AccessContext
 from ehr.services.policy import authorize
 from ehr.store import audit
@@ -80,19 +80,49 @@ def search(store: Store, ctx: AccessContext, params: dict[str, list[str]]) -> Ev
     wanted = scope.patients
     if patient and wanted is not None:
         wanted = [patient] if patient in wanted else []
+    if patient and scope.organization and not _visible_patients(store, ctx, {patient}):
+        wanted = []  # its own refused attempts would tell the caller whose record it asked for
     with store.reading(INTERNAL) as uow:
         rows = [] if wanted == [] else audit.recent(
             uow, store.keys, action=(params.get("action") or [None])[0], limit=limit + 1, patient=patient if wanted is None else None,
             organization=scope.organization, before_seq=before, patients_any=wanted, since_us=since, until_us=until,
         )
     more = len(rows) > limit
-    rows = rows[:limit]
+    rows = _redacted(store, ctx, scope, rows[:limit])
     events = [auditevent.to_fhir(r) for r in rows]
     patients = sorted({p for r in rows for p in audit.subjects_of(r)})
     auditing.disclosed(store, ctx, "search", resource_type="AuditEvent", patients=patients)
     clean = {k: v for k, v in params.items() if k not in ("_page", "_format")}
     next_token = store.sign_cursor({"scope": "AuditEvent", "q": clean, "b": rows[-1]["seq"]}) if more and rows else None
     return EventPage(events, next_token)
+
+
+def _visible_patients(store: Store, ctx: AccessContext, patient_ids: set[str]) -> set[str]:
+    gate = policy.gate(ctx)
+    with store.reading(gate) as uow:
+        return {p for p in patient_ids if policy.patient_visible(uow, gate, p)}
+
+
+def _redacted(store: Store, ctx: AccessContext, scope: Scope, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """An organization's own events name only patients it may see now.
+
+    A refused read of a hidden resource is recorded under that resource's patient (so the patient
+    sees the attempt); shown to the caller as is, the event would name the patient: an oracle.
+    """
+    if scope.organization is None or ctx.unrestricted:
+        return rows
+    named = {p for r in rows for p in audit.subjects_of(r)}
+    shown = _visible_patients(store, ctx, named) if named else set()
+    out = []
+    for row in rows:
+        if set(audit.subjects_of(row)) <= shown:
+            out.append(row)
+            continue
+        row = dict(row)
+        row["compartment"] = row["compartment"] if row.get("compartment") in shown else None
+        row["patients"] = " ".join(p for p in (row.get("patients") or "").split() if p in shown)
+        out.append(row)
+    return out
 
 
 def _dates(values: list[str]) -> tuple[int | None, int | None]:
@@ -121,6 +151,7 @@ def read(store: Store, ctx: AccessContext, event_id: str) -> dict[str, Any]:
     scope = _scope(store, ctx)
     with store.reading(INTERNAL) as uow:
         rows = audit.recent(uow, store.keys, limit=1, seq=int(event_id), organization=scope.organization, patients_any=scope.patients)
+    rows = _redacted(store, ctx, scope, rows)
     if not rows:
         raise not_found(f"AuditEvent/{event_id} is not known")
     auditing.disclosed(store, ctx, "read", resource_type="AuditEvent", logical_id=event_id, patients=sorted(audit.subjects_of(rows[0])))

@@ -82,6 +82,7 @@ EXCLUDED = {
     "write_locks": "rows used only as locks; writers recreate them on demand",
     "access_tokens": "bearer tokens of system clients (minutes); clients request new ones",
     "export_jobs": "Bulk Data export jobs (24 h); their files are not in the backup",
+    "export_subjects": "which patients each export job's files hold (they go with the jobs)",
 }
 
 

@@ -26,7 +26,7 @@ from ehr.fhir import jsonio
 from ehr.fhir import references as refs
 from ehr.fhir.outcomes import FhirError, Issue, bad_request, not_found, operation_outcome, precondition_failed
 from ehr.fhir.resources import is_valid_id
-from ehr.services import matching, policy, resources, search
+from ehr.services import costs, matching, policy, resources, search
 from ehr.services.common import check_type, format_instant
 from ehr.services.context import AccessContext
 from ehr.services.resources import Deferred, Deleted, Prepared, Written
@@ -283,9 +283,10 @@ def transaction(store: Store, ctx: AccessContext, bundle: dict[str, Any], repres
             resources.check_unreferenced(uow, deferred.deleted)
         except FhirError as exc:
             raise _failed_reference(exc, entries) from None
+    answer = _Answer()
     for e in entries:
         if e.method in ("GET", "HEAD"):
-            e.result = _get(store, ctx, e)
+            e.result = answer.add(_get(store, ctx, e))
         elif not representation and e.result is not None:
             e.result.resource = None
     return [e.result or EntryResponse(500) for e in entries]
@@ -308,7 +309,30 @@ def _raw_entries(bundle: dict[str, Any], kind: str) -> list[Any]:
         return []
     if not isinstance(raw, list):
         raise bad_request("Bundle.entry must be an array", "Bundle.entry")
+    bounds = costs.current()
+    if len(raw) > bounds.bundle_entries:
+        raise bad_request(f"a {kind} takes at most {bounds.bundle_entries} entries: split it", "Bundle.entry", code="too-costly")
+    reads = sum(1 for item in raw if isinstance(item, dict) and isinstance(item.get("request"), dict)
+                and item["request"].get("method") in ("GET", "HEAD"))
+    if reads > bounds.bundle_reads:
+        # Each read entry can be a whole search page with includes: 200 of them took a minute.
+        raise bad_request(f"a {kind} takes at most {bounds.bundle_reads} read (GET) entries", "Bundle.entry", code="too-costly")
     return raw
+
+
+class _Answer:
+    """Bytes of resources the read entries of a bundle's answer hold so far: past the bound the
+    answer is refused, whole (never a truncated body)."""
+
+    def __init__(self) -> None:
+        self.size = 0
+
+    def add(self, response: EntryResponse) -> EntryResponse:
+        self.size += len(response.resource or b"")
+        limit = costs.current().response_bytes
+        if self.size > limit:
+            raise search.too_large(limit)
+        return response
 
 
 def _entries(store: Store, bundle: dict[str, Any], kind: str) -> list[Entry]:
@@ -371,15 +395,20 @@ def _get(store: Store, ctx: AccessContext, e: Entry) -> EntryResponse:
 def batch(store: Store, ctx: AccessContext, bundle: dict[str, Any], representation: bool = True) -> list[EntryResponse]:
     """Each entry on its own: one failure does not stop the others."""
     out: list[EntryResponse] = []
+    answer = _Answer()
     for index, raw in enumerate(_raw_entries(bundle, "batch")):
+        read = False
         try:
             e = _parse(index, raw, store.base_urls)
             _check(ctx, e)
             response = _single(store, ctx, e)
+            read = e.method in ("GET", "HEAD")
             if not representation:
                 response.resource = None
         except FhirError as exc:
             response = EntryResponse(exc.status, outcome=operation_outcome(_at(index, exc).issues))
+        if read:
+            answer.add(response)  # reads only: a committed write's answer is never thrown away
         out.append(response)
     return out
 

@@ -52,8 +52,8 @@ def _find(store: Store, ctx: AccessContext, params: list[tuple[str, str]], activ
 
 
 def search_organizations(store: Store, ctx: AccessContext, text: str, limit: int = MAX_RESULTS) -> list[Facility]:
-    """Facilities whose name contains every word typed (accents and case ignored), or whose
-    facility code is the 5 digits typed; at most `limit`, by name."""
+    """Registered facilities (with a facility code) whose name contains every word typed (accents
+    and case ignored), or whose facility code is the 5 digits typed; at most `limit`, by name."""
     policy.authorize(ctx, "search", "Organization")
     typed = " ".join((text or "").split())[:MAX_QUERY]
     if len(typed) < 2:
@@ -77,7 +77,10 @@ def search_organizations(store: Store, ctx: AccessContext, text: str, limit: int
                 seen.setdefault(str(doc.get("id")), doc)
         if token is None:
             break
-    return sorted((facility_of(store, d) for d in seen.values()), key=lambda f: fold_text(f.name))[:limit]
+    # Only registered facilities (a facility code, set by an operator) are offered for sharing: an
+    # Organization a facility added itself cannot pose as another facility here.
+    listed = (f for f in (facility_of(store, d) for d in seen.values()) if f.code)
+    return sorted(listed, key=lambda f: fold_text(f.name))[:limit]
 
 
 def get(store: Store, ctx: AccessContext, organization_id: str) -> Facility | None:

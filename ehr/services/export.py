@@ -35,6 +35,7 @@ from ehr.store import exports, repository
 from ehr.store.access import INTERNAL
 from ehr.store.keys import now_us
 from ehr.store.runtime import Store
+from ehr.store.uow import UnitOfWork
 
 OUTPUT_FORMATS = {"application/fhir+ndjson", "application/ndjson", "ndjson"}
 PATIENT_TYPES = sorted({"Patient", *PATIENT_PATHS} & SERVED_TYPES)
@@ -83,7 +84,7 @@ def kick_off(store: Store, ctx: AccessContext, level: str, group_id: str | None,
             if current is None:
                 raise not_found("the Group is not known")
             try:
-                repository.check_visible(uow, current.compartment, current.created_by_org)
+                repository.check_visible(uow, current.compartment, current.created_by_org, "Group")
             except repository.Invisible:
                 raise policy.not_visible("export", "Group", group_id, "the Group is not known") from None
     job_id = str(uuid.uuid4())
@@ -259,16 +260,19 @@ def _run(store: Store, settings: ExportSettings, job: dict[str, Any], owner: str
                 state["bytes"] += _LENGTH.size + len(blob)
                 state["count"] += lines.count(b"\n")
             state["after"] = keys[-1][1]
-            _checkpoint(store, job_id, owner, progress, settings)
+            _checkpoint(store, job_id, owner, progress, settings, {v.compartment for v in chosen if v.compartment})
         progress["done"].append(rtype)
         _checkpoint(store, job_id, owner, progress, settings)
     with store.writing(INTERNAL) as uow:
         exports.finish(uow, job_id, owner, "completed", now_us(), now_us() + settings.ttl_seconds * 1_000_000)
 
 
-def _checkpoint(store: Store, job_id: str, owner: str, progress: dict[str, Any], settings: ExportSettings) -> None:
+def _checkpoint(store: Store, job_id: str, owner: str, progress: dict[str, Any], settings: ExportSettings,
+                patients: set[str] | None = None) -> None:
     with store.writing(INTERNAL) as uow:
         alive = exports.checkpoint(uow, job_id, owner, json.dumps(progress), now_us() + settings.lease_seconds * 1_000_000)
+        if alive and patients:
+            exports.add_subjects(uow, job_id, patients)
     if not alive:
         raise _Cancelled(job_id)
 
@@ -282,6 +286,23 @@ def cleanup(store: Store, settings: ExportSettings) -> int:
     for job_id in gone:
         shutil.rmtree(settings.directory / job_id, ignore_errors=True)
     return len(gone)
+
+
+def cancel_for_revoked(uow: UnitOfWork, patient_id: str, organizations: set[str] | None, keep: set[str] = frozenset()) -> list[str]:
+    """Cancel the export jobs of these organizations (None: of every organization) whose files
+    hold this patient, in the revoking transaction: their status and files answer 404 at once, a
+    running job stops at its next checkpoint, and the job runner deletes the files (`cleanup`).
+
+    A job is cancelled whole, even where the organization may still see the patient by other
+    rights (its own writes): it asks again and gets what it may see now.
+    """
+    cancelled = []
+    for job in exports.holding(uow, patient_id):
+        org = AccessContext.from_json(job["context"]).organization if job["context"] else None
+        if org is not None and org not in keep and (organizations is None or org in organizations):
+            exports.set_status(uow, job["job_id"], "cancelled")
+            cancelled.append(job["job_id"])
+    return cancelled
 
 
 def failure(message: str) -> FhirError:

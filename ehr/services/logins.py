@@ -1,20 +1,23 @@
 """Logging in: password step, TOTP step, account activation, and the throttle in front of them.
 
-The throttle counts failed guesses per login name (a keyed hash of what was typed, whether or
-not an account has that name) in the database, so every gunicorn worker sees the same count
-whatever the source address:
+The throttle counts failed guesses in the database (so every gunicorn worker sees the same
+counts), under three keyed hashes of what the attempt names:
 
-- at most `max_failures` (20) failures per rolling `window` (1 hour) are evaluated; once there,
-  further attempts are refused (429) without looking at the password, even a correct one;
-- after `backoff_after` (5) failures, an attempt is refused until 2^(n-5) seconds passed since
-  the latest failure (n failures in the window): 1 s, 2 s, 4 s ... .
+- the (source address, login name) pair: at most `max_failures` (20) failures per rolling
+  `window` (1 hour) are evaluated, and after `backoff_after` (5) failures an attempt waits
+  2^(n-5) seconds after the latest one (1 s, 2 s, 4 s ...). This is what a guesser hits;
+- the source address, across every name: at most `source_max_failures` (30) per window, so one
+  source cannot spray guesses over many names (165 a minute before);
+- the login name, from every source: a ceiling of `account_max_failures` (200) per window,
+  well above what one source can add (20), so an attacker from one address cannot lock the real
+  user (signing in from another) out; only many sources together can reach it.
 
-The decision and the counting happen in one short transaction under a per-name lock (PostgreSQL
-advisory lock; SQLite's single writer): the attempt is counted *before* the slow Argon2 check and
-forgotten if it succeeds, so concurrent attempts can never slip past the limit. A wrong TOTP code
-counts against the same name and against its challenge (at most 5 codes per challenge).
-
-Successes do not reset the count: the limit is on guesses per hour, whoever logs in between.
+The decision and the counting happen in one short transaction under the keys' locks (PostgreSQL
+advisory locks, taken in a fixed order; SQLite's single writer): the attempt is counted *before*
+the slow Argon2 check and forgotten if it succeeds, so concurrent attempts can never slip past a
+limit. A wrong TOTP code counts against the same pair and against its challenge (at most 5
+codes per challenge). Successes do not reset the counts: the limits are on guesses per hour,
+whoever logs in between. An operator's unlock makes the name's earlier failures stop counting.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from ehr.services.accounts import Account
 from ehr.services.context import AccessContext
 from ehr.store import access
 from ehr.store.access import INTERNAL
+from ehr.store.keys import now_us
 from ehr.store.runtime import Store
 from ehr.store.uow import UnitOfWork
 
@@ -41,9 +45,21 @@ CHALLENGE_SECONDS = 600  # a password step's TOTP challenge lives ten minutes
 
 @dataclass(frozen=True)
 class Limits:
-    max_failures: int = 20
+    max_failures: int = 20  # per (source, name) pair and window, with backoff after `backoff_after`
     window_seconds: int = 3600
     backoff_after: int = 5
+    source_max_failures: int = 30  # per source address, across names
+    account_max_failures: int = 200  # per name, across sources
+
+
+@dataclass(frozen=True)
+class LoginKeys:
+    """The throttle's keys of one attempt (keyed hashes; neither name nor address is stored)."""
+
+    pair: bytes
+    source: bytes
+    account: bytes
+    unlock: bytes
 
 
 @dataclass(frozen=True)
@@ -97,24 +113,61 @@ class Challenge:
 
 def login_key(store: Store, typed: str) -> bytes:
     """Keyed hash of a login name as the throttle sees it (unknown and malformed names too)."""
+    return store.blind.token("login.name", _login_name(typed))
+
+
+def keys_for(store: Store, typed: str, source_hash: bytes | None) -> LoginKeys:
+    name = _login_name(typed)
+    source = (source_hash or b"").hex()  # no source (CLI, unit tests): one shared "unknown" source
+    return LoginKeys(pair=store.blind.token("login.pair", f"{source}\x1f{name}"), source=store.blind.token("login.source", source),
+                     account=store.blind.token("login.name", name), unlock=store.blind.token("login.unlock", name))
+
+
+def _login_name(typed: str) -> str:
     parsed = accounts.parse_login(typed)
-    name = f"{parsed[0]}:{parsed[1]}" if parsed else "raw:" + unicodedata.normalize("NFKC", typed or "").strip().casefold()[:256]
-    return store.blind.token("login.name", name)
+    return f"{parsed[0]}:{parsed[1]}" if parsed else "raw:" + unicodedata.normalize("NFKC", typed or "").strip().casefold()[:256]
 
 
-def _admit(uow: UnitOfWork, key: bytes, limits: Limits, now: int) -> int:
-    """0 when an attempt may be evaluated now, else the seconds to wait. Call under lock_login."""
-    window = limits.window_seconds * 1_000_000
-    if secrets.randbelow(64) == 0:
-        access.purge_failures(uow, now - window)  # now and then: old rows of every name
-    failures = access.failures_since(uow, key, now - window)
+def _wait(failures: list[int], cap: int, backoff_after: int | None, window: int, now: int) -> int:
+    """Microseconds-until of the next allowed attempt given the failures (oldest first)."""
     n = len(failures)
     wait_until = 0
-    if n >= limits.max_failures:
-        wait_until = failures[n - limits.max_failures] + window
-    elif n >= limits.backoff_after:
-        wait_until = failures[-1] + (2 ** (n - limits.backoff_after)) * 1_000_000
+    if n >= cap:
+        wait_until = failures[n - cap] + window
+    elif backoff_after is not None and n >= backoff_after:
+        wait_until = failures[-1] + (2 ** (n - backoff_after)) * 1_000_000
     return max(0, math.ceil((wait_until - now) / 1_000_000))
+
+
+def _admit(uow: UnitOfWork, key: bytes, limits: Limits, now: int, since: int | None = None) -> int:
+    """0 when an attempt on one key (a pair) may be evaluated now, else the seconds to wait. Call
+    under lock_login."""
+    window = limits.window_seconds * 1_000_000
+    if secrets.randbelow(64) == 0:
+        access.purge_failures(uow, now - window)  # now and then: old rows of every key
+    failures = access.failures_since(uow, key, max(now - window, since or 0))
+    return _wait(failures, limits.max_failures, limits.backoff_after, window, now)
+
+
+def _admit_all(uow: UnitOfWork, keys: LoginKeys, limits: Limits, now: int) -> int:
+    """The wait of an attempt: the longest of its pair's, its source's and its name's."""
+    window = limits.window_seconds * 1_000_000
+    # An operator's unlock: only the failures after it count (on the name and every pair of it).
+    unlocked = max(access.failures_since(uow, keys.unlock, now - window) or [-1]) + 1
+    retry = _admit(uow, keys.pair, limits, now, unlocked)
+    source = access.failures_since(uow, keys.source, now - window)
+    account = access.failures_since(uow, keys.account, max(now - window, unlocked))
+    return max(retry, _wait(source, limits.source_max_failures, None, window, now),
+               _wait(account, limits.account_max_failures, None, window, now))
+
+
+def _lock_all(uow: UnitOfWork, keys: LoginKeys) -> None:
+    for key in sorted({keys.pair, keys.source, keys.account}):  # one order everywhere: no deadlock
+        access.lock_login(uow, key)
+
+
+def _count(uow: UnitOfWork, keys: LoginKeys, now: int) -> tuple[int, ...]:
+    return tuple(access.record_failure(uow, key, now) for key in (keys.pair, keys.source, keys.account))
 
 
 def _audit(store: Store, ctx: AccessContext, action: str, outcome: str, row: dict[str, Any] | None) -> None:
@@ -123,21 +176,23 @@ def _audit(store: Store, ctx: AccessContext, action: str, outcome: str, row: dic
     auditing.event(store, ctx, action, outcome, resource_type="Patient" if patient else None, logical_id=patient, compartment=patient)
 
 
-def claim_attempt(store: Store, key: bytes, limits: Limits, now: int, typed: str | None = None) -> tuple[int | None, int, dict[str, Any] | None]:
-    """Atomically: decide whether a guess on `key` may be evaluated and, if so, count it as a
-    failure already. (attempt row id or None when refused, seconds to wait, account row of `typed`)."""
+def claim_attempt(store: Store, keys: LoginKeys, limits: Limits, now: int,
+                  typed: str | None = None) -> tuple[tuple[int, ...] | None, int, dict[str, Any] | None]:
+    """Atomically: decide whether a guess may be evaluated and, if so, count it as a failure
+    already. (attempt row ids or None when refused, seconds to wait, account row of `typed`)."""
     with store.writing(INTERNAL) as uow:
-        access.lock_login(uow, key)
-        retry = _admit(uow, key, limits, now)
+        _lock_all(uow, keys)
+        retry = _admit_all(uow, keys, limits, now)
         row = accounts.row_by_login(uow, store, accounts.parse_login(typed)) if typed is not None else None
-        attempt = access.record_failure(uow, key, now) if not retry else None
+        attempt = _count(uow, keys, now) if not retry else None
     return attempt, retry, row
 
 
 def password_step(store: Store, typed: str, password: str, *, limits: Limits, now: int, caller: Caller) -> Outcome:
     """Check a login name and password. `ok` means the first factor passed (see `needs_totp`)."""
-    key = login_key(store, typed)
-    attempt, retry, row = claim_attempt(store, key, limits, now, typed)
+    keys = keys_for(store, typed, caller.source_hash)
+    key = keys.pair  # the second factor counts against the same pair
+    attempt, retry, row = claim_attempt(store, keys, limits, now, typed)
     if attempt is None:
         _audit(store, caller.of(row), "login", "refused", row)
         return Outcome("throttled", retry_after=retry, login_key=key)
@@ -150,7 +205,8 @@ def password_step(store: Store, typed: str, password: str, *, limits: Limits, no
     assert row is not None and stored is not None
     rehashed = passwords.hash_password(password) if passwords.needs_rehash(stored) else None  # parameters changed since
     with store.writing(INTERNAL) as uow:
-        access.forget_failure(uow, attempt)  # a right password is not a guess
+        for row_id in attempt:
+            access.forget_failure(uow, row_id)  # a right password is not a guess
         if rehashed:
             access.update_account(uow, row["account_id"], password_hash=rehashed)
     return Outcome("ok", account=accounts.from_row(row), login_key=key)
@@ -249,11 +305,11 @@ def activate(store: Store, typed: str, code: str, password: str, *, limits: Limi
     except passwords.PasswordRejected as exc:
         return Outcome("rejected", reason=exc.code)
     new_hash = passwords.hash_password(value)  # before the lock: the slow part
-    key = login_key(store, typed)
+    keys = keys_for(store, typed, caller.source_hash)
     token = accounts.activation_token(store, code)
     with store.writing(INTERNAL) as uow:
-        access.lock_login(uow, key)
-        retry = _admit(uow, key, limits, now)
+        _lock_all(uow, keys)
+        retry = _admit_all(uow, keys, limits, now)
         row = accounts.row_by_login(uow, store, parsed)
         valid = (
             not retry and row is not None and bool(row["active"]) and row["activation_hash"] is not None
@@ -263,7 +319,7 @@ def activate(store: Store, typed: str, code: str, password: str, *, limits: Limi
             assert row is not None
             access.update_account(uow, row["account_id"], password_hash=new_hash, activation_hash=None, activation_expires=None)
         elif not retry:
-            access.record_failure(uow, key, now)
+            _count(uow, keys, now)
     if retry:
         _audit(store, caller.of(row), "account.activate", "refused", row)
         return Outcome("throttled", retry_after=retry)
@@ -271,10 +327,15 @@ def activate(store: Store, typed: str, code: str, password: str, *, limits: Limi
     return Outcome("ok", account=accounts.from_row({**row, "password_hash": new_hash})) if valid and row else Outcome("invalid")
 
 
-def unlock(store: Store, ctx: AccessContext, typed: str) -> None:
-    """Forget the failed attempts on a login name (an operator helping a locked-out person)."""
+def unlock(store: Store, ctx: AccessContext, typed: str, now: int | None = None) -> None:
+    """Forget the failed attempts on a login name from every source (an operator helping a
+    locked-out person)."""
     if ctx.kind != "operator":
         raise PermissionError("operators only")
+    keys = keys_for(store, typed, None)
     with store.writing(INTERNAL) as uow:
-        access.clear_failures(uow, login_key(store, typed))
+        # The pairs' rows carry the sources' hashes, which cannot be listed by name: an unlock
+        # marker makes every failure on the name before it stop counting, from every source.
+        access.clear_failures(uow, keys.account)
+        access.record_failure(uow, keys.unlock, now if now is not None else now_us())
         auditing.queued(uow, store, ctx, "login.unlock")

@@ -182,7 +182,7 @@ def merge(
     target_ids: list[dict[str, Any]],
     preview: bool,
 ) -> MergeResult:
-    authorize(ctx, "update", "Patient")
+    policy.check_merge_role(ctx)
     with store.writing(policy.gate(ctx)) as uow:
         source_id = resolve_patient(store, uow, source_ref, source_ids, "source")
         target_id = resolve_patient(store, uow, target_ref, target_ids, "target")
@@ -190,13 +190,17 @@ def merge(
             raise unprocessable("source and target are the same patient")
         source, source_cur = _live_doc(uow, store, source_id, "source")
         target, target_cur = _live_doc(uow, store, target_id, "target")
-        # Both patients are visible to the principal (checked above, through its gate). Moving the
-        # references of every resource that points at the source is the record's own repair, done
-        # with the server's authority and audited as one merge.
+        # Both patients are visible to the principal (checked above, through its gate); merging
+        # rewrites both records, so it is an operator's, or an admin's of a facility caring for both.
+        policy.may_merge(uow, ctx, source_id, target_id)
+        # Moving the references of every resource that points at the source is the record's own
+        # repair, done with the server's authority and audited as one merge.
         uow.access = Gate(None, creator_org=uow.access.creator_org, context=ctx)
         if any(link.get("type") == "replaced-by" for link in source.get("link") or ()):
             raise conflict("the source patient was already merged")
-        movers = [key for key in index.referrers_all(uow, "Patient", source_id) if key != ("Patient", target_id)]
+        # A Consent is the patient's own decision about their record: it is never moved to
+        # another record (the patient can still see and revoke it where they gave it).
+        movers = [key for key in index.referrers_all(uow, "Patient", source_id) if key != ("Patient", target_id) and key[0] != "Consent"]
         if preview:
             return MergeResult(repository.read_current(uow, store.keys, "Patient", target_id), movers, True)  # type: ignore[arg-type]
         # 1. The source steps down first, so the target may take over its active national ID.
@@ -232,8 +236,10 @@ def merge(
         prepared = resources.prepare_write(store, provenance, "Provenance", prov_id)
         resources.write_prepared(uow, store, prepared, "Provenance", prov_id, "POST", None)
         resources.flush_writes(uow)
-        auditing.queued(uow, store, ctx, "patient.merge", resource_type="Patient", logical_id=target_id, compartment=target_id,
-                        detail={"source": source_id, "target": target_id, "moved": len(movers), "provenance": prov_id})
+        # One record per patient, so each of the two health books shows the merge.
+        for patient_id in (target_id, source_id):
+            auditing.queued(uow, store, ctx, "patient.merge", resource_type="Patient", logical_id=patient_id, compartment=patient_id,
+                            detail={"source": source_id, "target": target_id, "moved": len(movers), "provenance": prov_id})
     return MergeResult(written_target, movers, False)
 
 

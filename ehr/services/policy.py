@@ -23,6 +23,7 @@ from __future__ import annotations
 from contextvars import ContextVar
 from typing import Any
 
+from ehr.fhir.compartment import CONFORMANCE_TYPES, SHARED_TYPES
 from ehr.fhir.outcomes import FhirError, Issue
 from ehr.services.context import AccessContext
 from ehr.store import access
@@ -165,16 +166,22 @@ def gate(ctx: AccessContext) -> Gate:
     if ctx.unrestricted:
         return Gate(None, creator_org=ctx.organization, context=ctx)
     now = now_us()
+    shared = SHARED_TYPES
     if ctx.kind == "patient" and ctx.on_behalf_of:
-        restriction = Restriction(patients=(ctx.on_behalf_of,), representative=ctx.account_id, purpose=ctx.purpose, now_us=now)
+        restriction = Restriction(
+            patients=(ctx.on_behalf_of,), representative=ctx.account_id, purpose=ctx.purpose, now_us=now, shared_types=shared,
+        )
         return Gate(restriction, context=ctx)
     if ctx.kind == "staff" and ctx.organization:
         restriction = Restriction(
             care_org=ctx.organization, break_glass_account=ctx.account_id, consent_org=ctx.organization, purpose=ctx.purpose, now_us=now,
+            shared_types=shared, private_org=ctx.organization,
         )
         return Gate(restriction, creator_org=ctx.organization, care_org_on_register=ctx.organization, context=ctx)
     if ctx.kind == "system" and ctx.organization:
-        restriction = Restriction(created_by_org=ctx.organization, consent_org=ctx.organization, purpose=ctx.purpose, now_us=now)
+        restriction = Restriction(
+            created_by_org=ctx.organization, consent_org=ctx.organization, purpose=ctx.purpose, now_us=now, shared_types=shared,
+        )
         return Gate(restriction, creator_org=ctx.organization, context=ctx)
     return Gate(Restriction(shared=False), context=ctx)  # an unknown kind of principal sees nothing
 
@@ -188,21 +195,28 @@ def patient_visible(uow: UnitOfWork, gate_: Gate, patient_id: str) -> bool:
     ).first()
     if row is None:
         return False
-    return access.row_visible(uow, gate_.restriction, patient_id, row[0])
+    return access.row_visible(uow, gate_.restriction, patient_id, row[0], "Patient")
 
 
 def check_write_target(
     uow: UnitOfWork, resource_type: str, logical_id: str, compartment: str | None, previous: Any, action: str
 ) -> None:
-    """A write must replace something the context sees and land in a record it sees.
+    """A write must replace something the context sees and may change, and land in a record it sees.
 
     `previous` is the current row (or None for a create). A new Patient is its own new record.
+    Visibility is checked first, so a hidden resource answers 404 before ownership can say 403.
     """
     gate_: Gate = uow.access
     if gate_.restriction is None:
         return
-    if previous is not None and not access.row_visible(uow, gate_.restriction, previous.compartment, previous.created_by_org):
+    if previous is not None and not access.row_visible(uow, gate_.restriction, previous.compartment, previous.created_by_org, resource_type):
         raise not_visible(action, resource_type, logical_id, compartment=previous.compartment)
+    if previous is not None and not previous.deleted and previous.compartment != compartment:
+        # Changing the subject would move another facility's record into a patient the writer
+        # chose (and re-encrypt it there). Corrections of that kind are a new resource, or $merge.
+        raise Denied(422, [Issue("business-rule", "a resource cannot be moved to another patient's record; "
+                                 "create a new resource for the right patient")], action, resource_type, logical_id, compartment)
+    check_may_change(uow, gate_.context, resource_type, logical_id, previous, action)
     if compartment is None:
         if not gate_.restriction.shared:
             raise not_visible(action, resource_type, logical_id)
@@ -214,3 +228,61 @@ def check_write_target(
             # Like a reference to a resource that does not exist (422): nothing about it leaks.
             issue = Issue("business-rule", "the referenced resource does not exist on this server")
             raise Denied(422, [issue], action, resource_type, logical_id, compartment)
+
+
+def _forbidden(action: str, resource_type: str, logical_id: str | None, text: str) -> Denied:
+    return Denied(403, [Issue("forbidden", text)], action, resource_type, logical_id)
+
+
+def check_may_change(uow: UnitOfWork, ctx: AccessContext | None, resource_type: str, logical_id: str, previous: Any, action: str) -> None:
+    """Who may create, change or delete which resource (the resource is already known visible).
+
+    - Conformance and terminology artifacts (and NamingSystems): operators only.
+    - A resource that exists: only the organization that wrote it. Reading rights (care,
+      consent, break-glass) never give the right to change or delete another's record; others
+      amend by writing a new resource that references it.
+    - A Patient's demographics: also the facilities that have the patient in their care.
+    - An Organization: also the organization itself (its name and facility code stay an operator's).
+    - Patients (and their representatives) change only Consents in their own record.
+    """
+    if ctx is None or ctx.unrestricted:
+        return
+    if resource_type in CONFORMANCE_TYPES:
+        raise _forbidden(action, resource_type, logical_id, f"{resource_type} resources are maintained by the operators of this server")
+    if previous is None or previous.deleted:
+        return  # a create (or a re-create after a delete): landing rules are checked by the caller
+    if ctx.kind == "patient":
+        if resource_type == "Consent":
+            return
+        raise _forbidden(action, resource_type, logical_id, "patients change only their consents")
+    org = ctx.organization
+    if org is not None and previous.created_by_org == org:
+        return
+    if resource_type == "Organization" and org is not None and logical_id == org and action != "delete":
+        return
+    if resource_type == "Patient" and org is not None and action != "delete" and access.in_care(uow, org, logical_id):
+        return
+    raise _forbidden(action, resource_type, logical_id,
+                     "only the organization that wrote this resource may change or delete it; record an amendment as a new resource")
+
+
+_MERGE_REFUSED = ("merging patient records is done by an operator, or by a facility admin for two records both in the "
+                  "facility's care")
+
+
+def check_merge_role(ctx: AccessContext) -> None:
+    """$merge is an operator's (with a Patient update scope) or a facility admin's, nobody else's."""
+    if ctx.unrestricted:
+        authorize(ctx, "update", "Patient")
+    elif not (ctx.kind == "staff" and ctx.role == "admin" and ctx.organization):
+        raise _forbidden("merge", "Patient", None, _MERGE_REFUSED)
+
+
+def may_merge(uow: UnitOfWork, ctx: AccessContext, source_id: str, target_id: str) -> None:
+    """$merge rewrites two records: operators, or a facility admin whose facility has both in care."""
+    if ctx.unrestricted:
+        return
+    if ctx.kind == "staff" and ctx.role == "admin" and ctx.organization:
+        if access.in_care(uow, ctx.organization, source_id) and access.in_care(uow, ctx.organization, target_id):
+            return
+    raise _forbidden("merge", "Patient", None, _MERGE_REFUSED)

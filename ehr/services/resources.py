@@ -31,7 +31,7 @@ from ehr.fhir.outcomes import (
 )
 from ehr.fhir.shape import WalkResult
 from ehr.fhir.validation import validate_resource
-from ehr.services import auditing, indexing, matching, policy, rules
+from ehr.services import auditing, compartments, indexing, matching, organizations, policy, revocations, rules
 from ehr.services.common import check_id, check_type, format_instant, parse_instant
 from ehr.services.context import AccessContext
 from ehr.services.policy import authorize
@@ -157,13 +157,21 @@ def _claim_national_ids(uow: UnitOfWork, store: Store, doc: dict[str, Any], logi
     repository.lock(uow, [store.blind.lock_key("Patient", "identifier", n) for n in numbers])
     for number in numbers:
         holders = index.token_holders(uow, "Patient", indexing.NATIONAL_ID, indexing.national_id_token(store, number))
-        if set(holders) - {logical_id}:
+        others = set(holders) - {logical_id}
+        if others:
             at = next(
                 (f"Patient.identifier[{i}].value" for i, ident in enumerate(doc.get("identifier") or [])
                  if isinstance(ident, dict) and "".join(str(ident.get("value", "")).split()) == number),
                 "Patient.identifier",
             )
-            raise conflict("another active Patient already holds this national ID; search for it and update it, or merge", at)
+            text = "another active Patient already holds this national ID; search for it and update it, or merge"
+            holder = sorted(others)[0]
+            if uow.access is not None and uow.access.restriction is not None and not policy.patient_visible(uow, uow.access, holder):
+                # The same answer as for a record the caller sees (no id, same text): a national
+                # ID registry cannot hide that a number is taken. The attempt is audited in the
+                # holder's record, so the patient sees who tried to register their number.
+                raise policy.Denied(409, [Issue("conflict", text, expression=(at,))], "create", "Patient", None, holder)
+            raise conflict(text, at)
 
 
 def flush_writes(uow: UnitOfWork) -> None:
@@ -197,9 +205,13 @@ def write_prepared(
     local_refs = _resolve_references(uow, store, prepared, resource_type, logical_id, deferred)
     if resource_type == "Patient":
         _claim_national_ids(uow, store, prepared.doc, logical_id)
-    compartment = refs.patient_compartment(resource_type, logical_id, prepared.walked.references, store.base_urls)
+    compartment = compartments.decide(uow, store, resource_type, logical_id, prepared.doc, prepared.walked.references)
     action = {"POST": "create", "PATCH": "patch"}.get(method, "update" if previous is not None and not previous.deleted else "create")
     policy.check_write_target(uow, resource_type, logical_id, compartment, previous, action)
+    if resource_type == "Organization":
+        organizations.check_organization(uow, store, prepared.doc, logical_id, previous)
+    if resource_type == "Consent" and previous is not None and not previous.deleted:
+        revocations.consent_changed(uow, previous.compartment, revocations.previous_doc(uow, store, logical_id), prepared.doc)
     version_id = 1 if previous is None else previous.version_id + 1
     stamp = now_us()
     doc = prepared.doc
@@ -401,6 +413,7 @@ def delete_in(
     _check_visible(uow, previous, resource_type, logical_id, "delete")
     if previous.deleted:
         return Deleted(None, None)  # deleting again changes nothing (R4 http.html#delete)
+    policy.check_may_change(uow, uow.access.context if uow.access is not None else None, resource_type, logical_id, previous, "delete")
     check_unsigned(previous, resource_type, logical_id)
     _check_if_match(previous, if_match)
     if store.referential_integrity:
@@ -408,6 +421,8 @@ def delete_in(
             deferred.deleted.append((resource_type, logical_id))
         else:
             check_unreferenced(uow, [(resource_type, logical_id)])
+    if resource_type == "Consent":
+        revocations.consent_changed(uow, previous.compartment, revocations.previous_doc(uow, store, logical_id), None)
     stamp = now_us()
     try:
         repository.write_version(
@@ -422,11 +437,14 @@ def delete_in(
 
 def check_unreferenced(uow: UnitOfWork, targets: list[tuple[str, str]]) -> None:
     """409 when a live resource still references one of the deleted targets."""
+    restriction = uow.access.restriction if uow.access is not None else None
     for resource_type, logical_id in targets:
         users = [u for u in index.referrers(uow, resource_type, logical_id) if u not in targets]
         if users:
-            names = ", ".join(f"{t}/{i}" for t, i in users)
-            raise conflict(f"{resource_type}/{logical_id} is referenced by other resources ({names}); delete or change them first")
+            # Only referrers the caller may see are named: a 409 must not disclose hidden records.
+            shown = sorted(access.visible_keys(uow, restriction, users))
+            names = f" ({', '.join(f'{t}/{i}' for t, i in shown)})" if shown else ""
+            raise conflict(f"{resource_type}/{logical_id} is referenced by other resources{names}; delete or change them first")
 
 
 def delete(store: Store, ctx: AccessContext, resource_type: str, logical_id: str, if_match: int | None = None) -> Deleted:
@@ -460,7 +478,7 @@ def _check_visible(uow: UnitOfWork, previous: Current | None, resource_type: str
     if previous is None:
         return
     try:
-        repository.check_visible(uow, previous.compartment, previous.created_by_org)
+        repository.check_visible(uow, previous.compartment, previous.created_by_org, resource_type)
     except Invisible:
         raise policy.not_visible(action, resource_type, logical_id, compartment=previous.compartment) from None
 
@@ -562,7 +580,7 @@ def history(
             if pointer is None:
                 raise not_found(f"{resource_type}/{logical_id} is not known")
             try:
-                repository.check_visible(uow, pointer.compartment, pointer.created_by_org)
+                repository.check_visible(uow, pointer.compartment, pointer.created_by_org, resource_type)
             except Invisible:
                 raise policy.not_visible("history", resource_type, logical_id, compartment=pointer.compartment) from None
         rows = repository.history(uow, store.keys, resource_type, logical_id, since_us, before, count + 1)

@@ -23,7 +23,7 @@ from ehr.fhir.searchparams import COMMON, SearchParam, registry
 from ehr.fhir.summary import apply_elements, apply_summary
 from ehr.services import indexing
 from ehr.services.context import AccessContext
-from ehr.services import auditing, policy
+from ehr.services import auditing, costs, policy
 from ehr.services.policy import authorize
 from ehr.services.common import check_type
 from ehr.store import access, repository
@@ -34,7 +34,7 @@ from ehr.store.repository import StoredVersion
 from ehr.store.runtime import CursorError, Store
 from ehr.store.uow import UnitOfWork
 
-MAX_INCLUDES = 1000
+MAX_INCLUDES = 1000  # the default of costs.Costs.includes (per page)
 _TABLE_OF_TYPE = {"token": "token", "string": "string", "date": "date", "number": "number", "quantity": "number", "reference": "reference"}
 
 
@@ -159,7 +159,13 @@ class _Resolver:
         return s.TokenMatch(f"{p.code}:of-type", system=parts[0] or None, code=parts[1], hash=indexing.blind_token(self.store, rtype, p.code, parts[2]))
 
     def token_text(self, rtype: str, p: SearchParam, values: list[str]) -> list[s.Criterion]:
+        limit = costs.current().text_words
+        if sum(len(v) for v in values) > limit * 64:  # before folding: folding a huge value is itself the cost
+            raise bad_request(f"{p.code}:text takes at most {limit} words", p.code)
         words_per_value = [fold_text(q.unescape(v)).split() for v in values]
+        if sum(len(w) for w in words_per_value) > limit:
+            # Every word is one more index join: a 200-word query took 12 s.
+            raise bad_request(f"{p.code}:text takes at most {limit} words", p.code)
         if any(not words for words in words_per_value):
             raise bad_request(f"{p.code}:text needs some text", p.code)
         if len(values) > 1 and any(len(w) > 1 for w in words_per_value):
@@ -169,6 +175,9 @@ class _Resolver:
         return [s.Criterion([s.StringMatch(p.code, "w", indexing.string_hash(self.store, rtype, p.code, "w", w))]) for w in words_per_value[0]]
 
     def string(self, rtype: str, p: SearchParam, raw: str, exact: bool) -> s.StringMatch:
+        limit = costs.current().string_chars
+        if len(raw) > limit:
+            raise bad_request(f"{p.code}: a search string has at most {limit} characters", p.code)
         text = q.unescape(raw)
         if exact:
             return s.StringMatch(p.code, "e", indexing.string_hash(self.store, rtype, p.code, "e", indexing.exact_form(text)))
@@ -290,6 +299,7 @@ def _includes(
     uow: UnitOfWork, store: Store, ctx: AccessContext, rtype: str, ids: list[str], query: q.SearchQuery, issues: list[Issue]
 ) -> list[StoredVersion]:
     found: dict[tuple[str, str], None] = {}
+    cap = costs.current().includes
     seen = {(rtype, i) for i in ids}
     frontier: dict[str, list[str]] = {rtype: list(ids)}
     for depth in range(4):
@@ -313,16 +323,22 @@ def _includes(
             fresh = [key for key in fresh if key in visible]
         if not fresh:
             break
+        if len(found) + len(fresh) > cap:
+            # Stop the fan-out here (`_include=*` with :iterate grows geometrically): one more
+            # than the cap is enough to say that some were left out.
+            fresh = fresh[: cap + 1 - len(found)]
         for key in fresh:
             seen.add(key)
             found[key] = None
+        if len(found) > cap:
+            break
         frontier = {}
         for t, i in fresh:
             frontier.setdefault(t, []).append(i)
     wanted = list(found)
-    if len(wanted) > MAX_INCLUDES:
-        issues.append(Issue("too-costly", f"only the first {MAX_INCLUDES} included resources are returned", severity="warning"))
-        wanted = wanted[:MAX_INCLUDES]
+    if len(wanted) > cap:
+        issues.append(Issue("too-costly", f"only the first {cap} included resources are returned", severity="warning"))
+        wanted = wanted[:cap]
     read = repository.read_many(uow, store.keys, wanted)
     return [read[key] for key in wanted if key in read]
 
@@ -388,6 +404,7 @@ def search(store: Store, ctx: AccessContext, resource_type: str, params: list[tu
         read = repository.read_many(uow, store.keys, [(resource_type, i) for i in page.ids])
         matches = [read[(resource_type, i)] for i in page.ids if (resource_type, i) in read]
         included = _includes(uow, store, ctx, resource_type, page.ids, query, issues) if query.includes and page.ids else []
+        check_response_size(matches + included)
     entries = [(_shape(v, query), "match") for v in matches] + [(_shape(v, query), "include") for v in included]
     auditing.disclosed(store, ctx, "search", resource_type=resource_type, versions=matches + included)
     next_token = None
@@ -397,6 +414,20 @@ def search(store: Store, ctx: AccessContext, resource_type: str, params: list[tu
         next_token = store.sign_cursor({"t": resource_type, "q": stored_params, "a": page.last_key,
                                         "p": chain[-_PREVIOUS_PAGES:], "x": truncated or dropped})
     return SearchPage(entries, total, next_token, self_token, issues, previous_token)
+
+
+def too_large(limit: int) -> FhirError:
+    return FhirError.one(400, "too-costly", f"the answer would exceed {limit} bytes: ask for fewer resources "
+                         "(a smaller _count, fewer _include, fewer entries per batch) or page through them")
+
+
+def check_response_size(versions: list[StoredVersion], already: int = 0) -> int:
+    """Refuse (never truncate) an answer whose resources exceed the response bound; the bytes so far."""
+    limit = costs.current().response_bytes
+    size = already + sum(len(v.body or b"") for v in versions)
+    if size > limit:
+        raise too_large(limit)
+    return size
 
 
 def check(store: Store, ctx: AccessContext, resource_type: str, params: list[tuple[str, str]]) -> None:

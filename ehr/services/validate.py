@@ -71,7 +71,7 @@ def validate(store: Store, ctx: AccessContext, resource_type: str, logical_id: s
 def _delete_issues(store: Store, ctx: AccessContext, resource_type: str, logical_id: str) -> list[Issue]:
     with store.reading(policy.gate(ctx)) as uow:
         current = repository.current(uow, resource_type, logical_id)
-        hidden = current is not None and not access.row_visible(uow, uow.access.restriction, current.compartment, current.created_by_org)
+        hidden = current is not None and not access.row_visible(uow, uow.access.restriction, current.compartment, current.created_by_org, resource_type)
         if current is None or current.deleted or hidden:
             return [Issue("not-found", f"{resource_type}/{logical_id} is not there to delete")]
         if store.referential_integrity:

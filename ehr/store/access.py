@@ -51,7 +51,9 @@ class Restriction:
     consent_org: str | None = None  # system clients: patients who consented to this organization
     purpose: str = "TREAT"
     now_us: int = 0
-    shared: bool = True  # resources in no compartment (directory data)
+    shared: bool = True  # resources in no compartment whose type is one of `shared_types`
+    shared_types: frozenset[str] = frozenset()  # directory and conformance types (ehr.fhir.compartment)
+    private_org: str | None = None  # staff: resources in no compartment written by their organization
 
     @property
     def needs_lookup(self) -> bool:
@@ -101,14 +103,22 @@ def consent_condition(compartment: ColumnElement[Any], org: str, purpose: str, n
     )
 
 
-def predicate(restriction: Restriction | None, compartment: ColumnElement[Any], created_by_org: ColumnElement[Any]) -> ColumnElement[bool]:
-    """The visibility condition over a row's compartment and creator columns."""
+def predicate(
+    restriction: Restriction | None, compartment: ColumnElement[Any], created_by_org: ColumnElement[Any], resource_type: ColumnElement[Any]
+) -> ColumnElement[bool]:
+    """The visibility condition over a row's compartment, creator and type columns.
+
+    A row in no compartment is shared only when its type is a directory or conformance type;
+    any other such row (a Group, a Contract, a Bundle naming nobody here) is its writer's alone.
+    """
     if restriction is None:
         return true()
     r = restriction
     parts: list[ColumnElement[bool]] = []
-    if r.shared:
-        parts.append(compartment.is_(None))
+    if r.shared and r.shared_types:
+        parts.append(and_(compartment.is_(None), resource_type.in_(sorted(r.shared_types))))
+    if r.private_org:
+        parts.append(and_(compartment.is_(None), created_by_org == r.private_org))
     if r.patients:
         parts.append(compartment.in_(list(r.patients)))
     if r.representative:
@@ -135,18 +145,22 @@ def visible_keys(uow: UnitOfWork, restriction: Restriction | None, keys: Sequenc
         chunk = unique[start : start + 500]
         stmt = select(resources.c.resource_type, resources.c.logical_id).where(
             keys_in(resources.c.resource_type, resources.c.logical_id, chunk),
-            predicate(restriction, resources.c.compartment, resources.c.created_by_org),
+            predicate(restriction, resources.c.compartment, resources.c.created_by_org, resources.c.resource_type),
         )
         out |= {(row[0], row[1]) for row in uow.execute(stmt)}
     return out
 
 
-def row_visible(uow: UnitOfWork, restriction: Restriction | None, compartment: str | None, created_by_org: str | None) -> bool:
+def row_visible(
+    uow: UnitOfWork, restriction: Restriction | None, compartment: str | None, created_by_org: str | None, resource_type: str
+) -> bool:
     """The predicate for one known row; answered without the database when it can be."""
     r = restriction
     if r is None:
         return True
-    if compartment is None and r.shared:
+    if compartment is None and r.shared and resource_type in r.shared_types:
+        return True
+    if compartment is None and r.private_org is not None and created_by_org == r.private_org:
         return True
     if compartment is not None and compartment in r.patients:
         return True
@@ -154,8 +168,8 @@ def row_visible(uow: UnitOfWork, restriction: Restriction | None, compartment: s
         return True
     if compartment is None or not r.needs_lookup:
         return False
-    narrowed = replace(r, patients=(), created_by_org=None, shared=False)
-    return bool(uow.execute(select(predicate(narrowed, literal(compartment), literal(None)))).scalar())
+    narrowed = replace(r, patients=(), created_by_org=None, shared=False, private_org=None)
+    return bool(uow.execute(select(predicate(narrowed, literal(compartment), literal(None), literal(resource_type)))).scalar())
 
 
 @dataclass(frozen=True)

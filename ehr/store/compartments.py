@@ -74,7 +74,7 @@ def all_patients_page(
     )
     stmt = _filters(stmt, since_us, types)
     if uow.access is not None and uow.access.restriction is not None:
-        stmt = stmt.where(predicate(uow.access.restriction, r.c.compartment, r.c.created_by_org))
+        stmt = stmt.where(predicate(uow.access.restriction, r.c.compartment, r.c.created_by_org, r.c.resource_type))
     if after:
         stmt = stmt.where(tuple_(r.c.resource_type, r.c.logical_id) > tuple_(*after))
     return [(row[0], row[1]) for row in uow.execute(stmt.order_by(r.c.resource_type, r.c.logical_id).limit(limit))]

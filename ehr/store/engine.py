@@ -2,10 +2,30 @@
 
 from __future__ import annotations
 
+from contextvars import ContextVar
 from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
+
+
+# PostgreSQL statement timeout (ms) of the units of work opened while it is set: the API sets it
+# per request (ehr.api.limits); the CLI and the job runner (import, export) leave it unset, so a
+# bulk job is never cut by a bound meant for one request.
+statement_timeout_ms: ContextVar[int | None] = ContextVar("ehr_statement_timeout_ms", default=None)
+
+
+def apply_statement_timeout(conn: Any) -> None:
+    """`SET LOCAL statement_timeout` for this transaction, when a request bound is in force."""
+    timeout = statement_timeout_ms.get()
+    if timeout and conn.dialect.name == "postgresql":
+        conn.exec_driver_sql(f"SET LOCAL statement_timeout = {int(timeout)}")
+
+
+def is_statement_timeout(exc: BaseException) -> bool:
+    """True for PostgreSQL's "canceling statement due to statement timeout" (SQLSTATE 57014)."""
+    orig = getattr(exc, "orig", None)
+    return getattr(orig, "sqlstate", None) == "57014"
 
 
 def normalize_url(url: str) -> str:

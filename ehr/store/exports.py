@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy import and_, delete, insert, or_, select, update
 
 from ehr.store.access import predicate
-from ehr.store.schema import export_jobs, import_progress, resources
+from ehr.store.schema import export_jobs, export_subjects, import_progress, resources
 from ehr.store.uow import UnitOfWork
 
 j = export_jobs
@@ -59,7 +59,25 @@ def set_status(uow: UnitOfWork, job_id: str, status: str) -> None:
 
 
 def remove(uow: UnitOfWork, job_id: str) -> None:
+    uow.execute(delete(export_subjects).where(export_subjects.c.job_id == job_id))
     uow.execute(delete(j).where(j.c.job_id == job_id))
+
+
+def add_subjects(uow: UnitOfWork, job_id: str, compartments: set[str]) -> None:
+    """Record that the job's files now hold these patients' data (idempotent, for a resumed job)."""
+    if not compartments:
+        return
+    s = export_subjects
+    have = {row[0] for row in uow.execute(select(s.c.compartment).where(s.c.job_id == job_id, s.c.compartment.in_(sorted(compartments))))}
+    if compartments - have:
+        uow.execute(insert(s), [{"job_id": job_id, "compartment": c} for c in sorted(compartments - have)])
+
+
+def holding(uow: UnitOfWork, compartment: str) -> list[dict[str, Any]]:
+    """Jobs not cancelled whose files hold this patient's data."""
+    s = export_subjects
+    stmt = select(j).join(s, s.c.job_id == j.c.job_id).where(s.c.compartment == compartment, j.c.status != "cancelled")
+    return [dict(row) for row in uow.execute(stmt).mappings()]
 
 
 def expired(uow: UnitOfWork, now: int) -> list[str]:
@@ -75,7 +93,7 @@ def export_keys(
     if since_us is not None:
         stmt = stmt.where(r.c.last_updated >= since_us)
     if uow.access is not None and uow.access.restriction is not None:
-        stmt = stmt.where(predicate(uow.access.restriction, r.c.compartment, r.c.created_by_org))
+        stmt = stmt.where(predicate(uow.access.restriction, r.c.compartment, r.c.created_by_org, r.c.resource_type))
     if level == "patient" and resource_type != "Patient":
         stmt = stmt.where(r.c.compartment.is_not(None))
     elif level == "group":

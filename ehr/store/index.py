@@ -130,3 +130,12 @@ def referrers_all(uow: UnitOfWork, target_type: str, target_id: str) -> list[tup
         idx_reference.c.target_type == target_type, idx_reference.c.target_id == target_id
     )
     return sorted({(row[0], row[1]) for row in uow.execute(stmt.distinct())} - {(target_type, target_id)})
+
+
+def token_row_holders(uow: UnitOfWork, rtype: str, row: TokenRow) -> list[str]:
+    """Logical ids of current `rtype` resources indexed with exactly this token row."""
+    stmt = select(idx_token.c.logical_id).where(idx_token.c.resource_type == rtype, idx_token.c.param == row.param)
+    stmt = stmt.where(idx_token.c.system == row.system) if row.system is not None else stmt.where(idx_token.c.system.is_(None))
+    stmt = stmt.where(idx_token.c.code == row.code) if row.code is not None else stmt.where(idx_token.c.code.is_(None))
+    stmt = stmt.where(idx_token.c.hash == row.hash) if row.hash is not None else stmt.where(idx_token.c.hash.is_(None))
+    return [r[0] for r in uow.execute(stmt.distinct())]

@@ -145,9 +145,9 @@ def current(uow: UnitOfWork, rtype: str, rid: str, for_update: bool = False) -> 
     return Current(row.version_id, bool(row.deleted), row.compartment, row.last_updated, row.created_by_org, row.signed_by) if row else None
 
 
-def check_visible(uow: UnitOfWork, compartment: str | None, created_by_org: str | None) -> None:
+def check_visible(uow: UnitOfWork, compartment: str | None, created_by_org: str | None, resource_type: str) -> None:
     """Raise `Invisible` unless the unit of work's gate lets its principal see such a row."""
-    if not row_visible(uow, _restriction(uow), compartment, created_by_org):
+    if not row_visible(uow, _restriction(uow), compartment, created_by_org, resource_type):
         raise Invisible(compartment)
 
 
@@ -156,7 +156,7 @@ def read_current(uow: UnitOfWork, keys: DataKeyStore, rtype: str, rid: str) -> S
     row = uow.execute(_READ_CURRENT, {"t": rtype, "i": rid}).first()
     if row is None:
         return None
-    check_visible(uow, row.compartment, row.created_by_org)
+    check_visible(uow, row.compartment, row.created_by_org, rtype)
     if row.version_id is None or row.newest != row.pointer:
         # The pointer names a version that is missing or older than the newest stored one.
         raise IntegrityFailure("current-version pointer does not match the version history")
@@ -171,7 +171,7 @@ def read_version(uow: UnitOfWork, keys: DataKeyStore, rtype: str, rid: str, vid:
     pointer = current(uow, rtype, rid)
     if pointer is None:
         return None
-    check_visible(uow, pointer.compartment, pointer.created_by_org)
+    check_visible(uow, pointer.compartment, pointer.created_by_org, rtype)
     row = uow.execute(_READ_VERSION, {"t": rtype, "i": rid, "v": vid}).first()
     if row is None:
         return None
@@ -249,7 +249,7 @@ def history(
     )
     restriction = _restriction(uow)
     if restriction is not None:
-        stmt = stmt.where(predicate(restriction, r.c.compartment, r.c.created_by_org))
+        stmt = stmt.where(predicate(restriction, r.c.compartment, r.c.created_by_org, r.c.resource_type))
     if rtype is not None:
         stmt = stmt.where(rv.c.resource_type == rtype)
     if rid is not None:
@@ -283,7 +283,7 @@ def live_ids(uow: UnitOfWork, refs: Iterable[tuple[str, str]]) -> set[tuple[str,
         chunk = wanted[start : start + 500]
         stmt = select(r.c.resource_type, r.c.logical_id).where(keys_in(r.c.resource_type, r.c.logical_id, chunk), r.c.deleted.is_(False))
         if restriction is not None:
-            stmt = stmt.where(predicate(restriction, r.c.compartment, r.c.created_by_org))
+            stmt = stmt.where(predicate(restriction, r.c.compartment, r.c.created_by_org, r.c.resource_type))
         found.update((row.resource_type, row.logical_id) for row in uow.execute(stmt))
     return found
 
@@ -311,7 +311,7 @@ def read_many(uow: UnitOfWork, keys: DataKeyStore, wanted: Sequence[tuple[str, s
     out: dict[tuple[str, str], StoredVersion] = {}
     unique = list(dict.fromkeys(wanted))
     restriction = _restriction(uow)
-    statement = _READ_MANY if restriction is None else _READ_MANY.where(predicate(restriction, r.c.compartment, r.c.created_by_org))
+    statement = _READ_MANY if restriction is None else _READ_MANY.where(predicate(restriction, r.c.compartment, r.c.created_by_org, r.c.resource_type))
     for start in range(0, len(unique), 500):
         for row in uow.execute(statement.where(keys_in(r.c.resource_type, r.c.logical_id, unique[start : start + 500]))):
             if row.wrapped is None:

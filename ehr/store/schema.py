@@ -354,6 +354,16 @@ export_jobs = Table(
     Index("ix_export_jobs_status", "status"),
 )
 
+# Which patients' data each export job has written to its files (one row per job and patient):
+# revoking a consent cancels the jobs of that organization that hold the patient (issue 20).
+export_subjects = Table(
+    "export_subjects",
+    metadata,
+    Column("job_id", String(36), primary_key=True),
+    Column("compartment", String(64), primary_key=True),
+    Index("ix_export_subjects_compartment", "compartment"),
+)
+
 # Import progress per input file (keyed by the SHA-256 of its content): a resumed import skips
 # what an interrupted one already committed.
 import_progress = Table(
@@ -370,6 +380,6 @@ import_progress = Table(
 INDEX_TABLES = (idx_token, idx_reference, idx_string, idx_date, idx_number)
 AUDIT_TABLES = (audit_log, audit_subjects, audit_chain)
 ALL_TABLES = (
-    *INDEX_TABLES, write_locks, *AUDIT_TABLES, export_jobs, import_progress, sessions, login_failures, client_jtis,
+    *INDEX_TABLES, write_locks, *AUDIT_TABLES, export_subjects, export_jobs, import_progress, sessions, login_failures, client_jtis,
     access_tokens, representations, care_relationships, break_glass, api_clients, accounts, resource_versions, resources, data_keys,
 )

@@ -279,7 +279,7 @@ def _base(plan: Plan) -> tuple[Any, Select[Any]]:
     r = resources.alias()
     stmt = select(r.c.logical_id).where(r.c.resource_type == plan.resource_type, r.c.deleted.is_(False))
     if plan.restriction is not None:
-        stmt = stmt.where(predicate(plan.restriction, r.c.compartment, r.c.created_by_org))
+        stmt = stmt.where(predicate(plan.restriction, r.c.compartment, r.c.created_by_org, r.c.resource_type))
     if plan.never:
         stmt = stmt.where(false())
     driver = _driver(plan.criteria)

@@ -16,6 +16,7 @@ from sqlalchemy.engine import Connection, CursorResult, Engine
 from sqlalchemy.exc import IntegrityError
 
 from ehr.crypto.envelope import DataKey
+from ehr.store import engine as engine_setup
 
 
 class WriteConflict(Exception):
@@ -45,6 +46,12 @@ class UnitOfWork:
         self.conn = self._engine.connect()
         self.conn.info["ehr_write"] = self.write
         self.conn.begin()
+        try:
+            engine_setup.apply_statement_timeout(self.conn)
+        except BaseException:
+            self.conn.rollback()
+            self.conn.close()
+            raise
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:

@@ -3,6 +3,7 @@ the trail cannot be written; read back as BALP-shaped AuditEvents by the right p
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 
 import pytest
@@ -10,7 +11,8 @@ from sqlalchemy import select, text
 
 from access_helpers import OPS, bearer, register, token
 from ehr.fhir.resources import validate
-from ehr.services import audit_events, care, resources
+from ehr.services import audit_events, care, patients, resources
+from ehr.services.context import AccessContext
 from ehr.services.policy import patient_context, staff_context
 from ehr.store.schema import audit_log
 from fhir_helpers import patient
@@ -143,6 +145,11 @@ def test_match_and_merge_leave_their_records(client, store, hospital):
     params = {"resourceType": "Parameters", "parameter": [{"name": "source-patient", "valueReference": {"reference": f"Patient/{source}"}},
                                                           {"name": "target-patient", "valueReference": {"reference": f"Patient/{target}"}}]}
     rid = uuid.uuid4().hex
-    assert _with_request_id(client, lambda: client.post("/fhir/Patient/$merge", headers=h, json=params), rid).status_code == 200
-    merged = [r for r in _rows(store, rid) if r["action"] == "patient.merge"]
-    assert [(r["outcome"], r["logical_id"], r["compartment"], r["principal"]) for r in merged] == [("success", target, target, "system:hosp")]
+    # A hospital's system may not merge, even two records it wrote (issue 20): a refusal on record.
+    assert _with_request_id(client, lambda: client.post("/fhir/Patient/$merge", headers=h, json=params), rid).status_code == 403
+    assert [(r["action"], r["outcome"]) for r in _rows(store, rid)] == [("merge", "denied")]
+    ops = dataclasses.replace(AccessContext.operator("test"), request_id=uuid.uuid4().hex)
+    patients.merge(store, ops, {"reference": f"Patient/{source}"}, [], {"reference": f"Patient/{target}"}, [], False)
+    merged = [r for r in _rows(store, ops.request_id) if r["action"] == "patient.merge"]
+    # One record in each patient's trail: both health books show the merge.
+    assert sorted((r["outcome"], r["logical_id"], r["compartment"]) for r in merged) == sorted([("success", target, target), ("success", source, source)])

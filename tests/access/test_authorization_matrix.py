@@ -19,7 +19,7 @@ from ehr.fhir.outcomes import FhirError, operation_outcome
 from ehr.services import everything, export, patients, resources
 from ehr.services import search as search_svc
 from ehr.services.context import AccessContext
-from world import CCCD, CODES, Row, World, build, policy_table
+from world import CCCD, CODES, FACILITY_F1, FACILITY_FB, Row, World, build, policy_table
 
 OBS = {"A": ["A.f1", "A.h3"], "B": ["B.fb"]}
 FIRST_OBS = {"A": "A.f1", "B": "B.fb"}
@@ -36,8 +36,28 @@ def _visible(row: Row, slices: list[str]) -> set[str]:
     return {s for s in slices if s in row.sees}
 
 
+# Writes that change what others have written, decided by the table's last column (which already
+# says what scopes allow): (what it names there, canaries in an allowed answer).
+CHANGES = {
+    "patch Patient": lambda x: (f"{x}.pat", {f"{x}.pat"}),
+    "update Observation": lambda x: (FIRST_OBS[x], {FIRST_OBS[x]}),
+    "move Observation": lambda x: (None, set()),  # to another patient's record: nobody
+    "rename Organization": lambda x: (None, set()),  # directory names are an operator's
+    "take facility code": lambda x: (None, set()),  # facility codes too
+    "update NamingSystem": lambda x: (None, set()),  # conformance artifacts too
+    "delete Group": lambda x: ("grp", set()),
+    "delete Observation": lambda x: ({"A": "A.h3", "B": "B.fb"}[x], set()),
+    "merge": lambda x: (f"merge-{x}", set()),
+}
+DESTRUCTIVE = {"delete Group", "delete Observation", "merge"}  # the allowed principal goes last
+
+
 def expected(row: Row, cell: Cell) -> tuple[bool, set[str]]:
     """(allowed, canaries expected in the body) for a principal's row of the table."""
+    if cell.name in CHANGES:
+        name, shown = CHANGES[cell.name](cell.target or "A")
+        allowed = name is not None and name in row.changes
+        return allowed, shown if allowed else set()
     needs = {cell.rtype, "Observation"} if cell.name.startswith("search _has") else {cell.rtype}  # _has searches Observations
     if "*" not in row.types and not needs <= row.types:
         return False, set()
@@ -69,8 +89,6 @@ def expected(row: Row, cell: Cell) -> tuple[bool, set[str]]:
         return pat in see, ({pat} | (set(obs) & see)) if pat in see else set()
     if cell.name == "create Observation":
         return x in row.writes, set()
-    if cell.name == "update Observation":
-        return x in row.writes and first in row.sees, {first} if x in row.writes and first in row.sees else set()
     raise AssertionError(cell.name)
 
 
@@ -81,8 +99,56 @@ def cells() -> list[Cell]:
         out += [Cell(n, "Observation", x) for n in ("read Observation", "vread Observation", "search by subject", "search chained", "search _include", "count")]
         out += [Cell(f"search _has {s}", "Patient", x) for s in OBS[x]]
     out += [Cell("search all", "Observation", None), Cell("history type", "Observation", None), Cell("export", "Patient", None)]
-    out += [Cell(n, "Observation", x) for x in ("A", "B") for n in ("create Observation", "update Observation")]  # writes last
+    out += [Cell(n, "Observation", x) for x in ("A", "B") for n in ("create Observation", "update Observation", "move Observation")]  # writes last
+    out += [Cell("patch Patient", "Patient", x) for x in ("A", "B")]
+    out += [Cell(n, "Organization", None) for n in ("rename Organization", "take facility code")]
+    out += [Cell("update NamingSystem", "NamingSystem", None), Cell("delete Group", "Group", None)]
+    out += [Cell("delete Observation", "Observation", x) for x in ("A", "B")] + [Cell("merge", "Patient", "A")]
     return out
+
+
+def _moved(w: World, x: str, store: Any) -> dict[str, Any]:
+    doc = _observation_doc(w, x, store)
+    doc["subject"] = {"reference": f"Patient/{w.patient('C')}"}
+    return doc
+
+
+def _organization(store: Any, org_id: str, **changes: Any) -> dict[str, Any]:
+    with store.reading(store_gate()) as uow:
+        doc = json.loads(resources.read_live(uow, store, "Organization", org_id).body)
+    doc.pop("meta", None)
+    return {**doc, **changes}
+
+
+def _own_org(ctx: AccessContext) -> str:
+    return ctx.organization or "org-f1"
+
+
+def _write_doc(cell: Cell, w: World, store: Any, ctx: AccessContext) -> tuple[str, str, dict[str, Any]]:
+    """(type, id, body) of the PUT a write cell sends."""
+    if cell.name == "rename Organization":
+        return "Organization", "org-f1", _organization(store, "org-f1", name="Bệnh viện F1 (mạo danh)")
+    if cell.name == "take facility code":
+        org = _own_org(ctx)  # its own Organization, with another facility's code
+        code = FACILITY_FB if org == "org-f1" else FACILITY_F1
+        return "Organization", org, _organization(store, org, identifier=[{"system": store.systems.facility, "value": code}])
+    if cell.name == "update NamingSystem":
+        with store.reading(store_gate()) as uow:
+            doc = json.loads(resources.read_live(uow, store, "NamingSystem", "ns-bhyt").body)
+        doc.pop("meta", None)
+        return "NamingSystem", "ns-bhyt", {**doc, "description": "changed"}
+    if cell.name == "move Observation":
+        return "Observation", w.ids[FIRST_OBS[cell.target]], _moved(w, cell.target, store)
+    return "Observation", w.ids[FIRST_OBS[cell.target]], _observation_doc(w, cell.target, store)
+
+
+PATCH = [{"op": "add", "path": "/telecom", "value": [{"system": "phone", "value": "0912345678"}]}]
+
+
+def _merge_params(w: World, x: str) -> dict[str, Any]:
+    return {"resourceType": "Parameters", "parameter": [
+        {"name": "source-patient", "valueReference": {"reference": f"Patient/{w.patient(x)}"}},
+        {"name": "target-patient", "valueReference": {"reference": f"Patient/{w.patient('C')}"}}]}
 
 
 def _observation_doc(w: World, x: str, store: Any) -> dict[str, Any]:
@@ -153,9 +219,20 @@ def via_services(store: Any, settings: Any, ctx: AccessContext, cell: Cell, w: W
             return 200, b"".join(b"".join(export.open_file(store, ctx, job, t, settings)) for t in files), None
         if cell.name == "create Observation":
             return resources.create(store, ctx, _new_observation(w, x)).status, b"", None
-        if cell.name == "update Observation":
-            written = resources.update(store, ctx, "Observation", w.ids[FIRST_OBS[x]], _observation_doc(w, x, store))
+        if cell.name in ("update Observation", "move Observation", "rename Organization", "take facility code", "update NamingSystem"):
+            rtype, rid, doc = _write_doc(cell, w, store, ctx)
+            written = resources.update(store, ctx, rtype, rid, doc)
             return written.status, written.version.body or b"", None
+        if cell.name == "patch Patient":
+            written = resources.patch(store, ctx, "Patient", w.patient(x), PATCH)
+            return written.status, written.version.body or b"", None
+        if cell.name in ("delete Group", "delete Observation"):
+            rid = w.ids["grp"] if cell.name == "delete Group" else w.ids[CHANGES[cell.name](x)[0]]
+            resources.delete(store, ctx, cell.rtype, rid)
+            return 204, b"", None
+        if cell.name == "merge":
+            result = patients.merge(store, ctx, {"reference": f"Patient/{w.patient(x)}"}, [], {"reference": f"Patient/{w.patient('C')}"}, [], False)
+            return 200, result.target.body or b"", None
         rtype, params = _params(cell, w, store)
         page = search_svc.search(store, ctx, rtype, params)
         return 200, b"\n".join(v.body or b"" for v, _ in page.entries), page.total
@@ -163,7 +240,7 @@ def via_services(store: Any, settings: Any, ctx: AccessContext, cell: Cell, w: W
         return exc.status, json.dumps(operation_outcome(exc.issues)).encode(), None
 
 
-def via_http(client: Any, store: Any, settings: Any, value: str, cell: Cell, w: World) -> tuple[int, bytes, int | None]:
+def via_http(client: Any, store: Any, settings: Any, value: str, ctx: AccessContext, cell: Cell, w: World) -> tuple[int, bytes, int | None]:
     x = cell.target
     h = bearer(value)
     if cell.name in ("read Patient", "read Observation"):
@@ -191,8 +268,16 @@ def via_http(client: Any, store: Any, settings: Any, value: str, cell: Cell, w: 
         return 200, data, None
     elif cell.name == "create Observation":
         r = client.post("/fhir/Observation", headers=h, data=json.dumps(_new_observation(w, x)))
-    elif cell.name == "update Observation":
-        r = client.put(f"/fhir/Observation/{w.ids[FIRST_OBS[x]]}", headers=h, data=json.dumps(_observation_doc(w, x, store)))
+    elif cell.name in ("update Observation", "move Observation", "rename Organization", "take facility code", "update NamingSystem"):
+        rtype, rid, doc = _write_doc(cell, w, store, ctx)
+        r = client.put(f"/fhir/{rtype}/{rid}", headers=h, data=json.dumps(doc))
+    elif cell.name == "patch Patient":
+        r = client.patch(f"/fhir/Patient/{w.patient(x)}", headers={**h, "Content-Type": "application/json-patch+json"}, data=json.dumps(PATCH))
+    elif cell.name in ("delete Group", "delete Observation"):
+        rid = w.ids["grp"] if cell.name == "delete Group" else w.ids[CHANGES[cell.name](x)[0]]
+        r = client.delete(f"/fhir/{cell.rtype}/{rid}", headers=h)
+    elif cell.name == "merge":
+        r = client.post("/fhir/Patient/$merge", headers=h, data=json.dumps(_merge_params(w, x)))
     else:
         rtype, params = _params(cell, w, store)
         r = client.post(f"/fhir/{rtype}/_search", headers={**h, "Content-Type": "application/x-www-form-urlencoded"}, data=urlencode(params))
@@ -215,10 +300,11 @@ def test_authorization_matrix(app, client, store, capsys):
         ctx = w.contexts[name]
         runs.append((name, "services", lambda cell, ctx=ctx: via_services(store, settings, ctx, cell, w)))
         if name in w.tokens:
-            runs.append((name, "http", lambda cell, t=w.tokens[name]: via_http(client, store, settings, t, cell, w)))
+            runs.append((name, "http", lambda cell, t=w.tokens[name], ctx=ctx: via_http(client, store, settings, t, ctx, cell, w)))
     problems, checked = [], 0
     for cell in cells():
-        for name, door, call in runs:
+        ordered = sorted(runs, key=lambda run: expected(table[run[0]], cell)[0]) if cell.name in DESTRUCTIVE else runs
+        for name, door, call in ordered:
             allowed, canaries = expected(table[name], cell)
             status, data, total = call(cell)
             seen = {by_canary[m] for m in CANARY.findall(data)}

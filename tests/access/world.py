@@ -17,6 +17,7 @@ from ehr.services.policy import patient_context, staff_context
 TABLE = Path(__file__).with_name("policy-table.txt")
 CCCD = {"A": "079090000111", "B": "001085000222"}
 CODES = {"A.f1": "8867-4", "A.h3": "8310-5", "B.fb": "9279-1"}  # each slice's Observation code
+FACILITY_F1, FACILITY_FB = "01001", "01002"  # facility codes (mã cơ sở KCB), set by an operator
 
 
 @dataclass(frozen=True)
@@ -25,6 +26,7 @@ class Row:
     types: frozenset[str]  # {"*"} or type names
     sees: frozenset[str]
     writes: frozenset[str]
+    changes: frozenset[str]
 
 
 def policy_table() -> dict[str, Row]:
@@ -32,9 +34,9 @@ def policy_table() -> dict[str, Row]:
     for line in TABLE.read_text().splitlines():
         if not line.strip() or line.startswith("#"):
             continue
-        name, types, sees, writes = (part.strip() for part in line.split("|"))
+        name, types, sees, writes, changes = (part.strip() for part in line.split("|"))
         words = lambda text: frozenset(w for w in text.replace(",", " ").split() if w != "-")  # noqa: E731
-        rows[name] = Row(name, words(types), words(sees), words(writes))
+        rows[name] = Row(name, words(types), words(sees), words(writes), words(changes))
     return rows
 
 
@@ -95,7 +97,13 @@ def build(client: Any, store: Any) -> World:
     w = World()
     orgs = ["F1", "FB", "F2", "F3", "F4", "F5", "H1", "H2", "H3", "H4", "H5"]
     for org in orgs:
-        resources.update(store, OPS, "Organization", f"org-{org.lower()}", {"resourceType": "Organization", "id": f"org-{org.lower()}", "name": f"Cơ sở {org}"})
+        doc = {"resourceType": "Organization", "id": f"org-{org.lower()}", "name": f"Cơ sở {org}"}
+        if org in ("F1", "FB"):
+            doc["identifier"] = [{"system": store.systems.facility, "value": FACILITY_F1 if org == "F1" else FACILITY_FB}]
+        resources.update(store, OPS, "Organization", f"org-{org.lower()}", doc)
+    resources.update(store, OPS, "NamingSystem", "ns-bhyt", {
+        "resourceType": "NamingSystem", "id": "ns-bhyt", "name": "BHYT", "status": "active", "kind": "identifier", "date": "2026-01-01",
+        "uniqueId": [{"type": "uri", "value": "https://fhir.ehr-vn.org/sid/bhyt"}]})
     org = {o: f"org-{o.lower()}" for o in orgs}
     for name, (org_key, scopes) in {
         "system_h1_consent": ("H1", ["system/*.cruds"]), "system_h2_none": ("H2", ["system/*.cruds"]),
@@ -108,7 +116,7 @@ def build(client: Any, store: Any) -> World:
         assert resolved is not None
         w.contexts[name] = resolved
     for name, (org_key, role) in {
-        "doctor_f1": ("F1", "doctor"), "receptionist_f1": ("F1", "receptionist"), "doctor_fb": ("FB", "doctor"),
+        "doctor_f1": ("F1", "doctor"), "receptionist_f1": ("F1", "receptionist"), "admin_f1": ("F1", "admin"), "doctor_fb": ("FB", "doctor"),
         "doctor_f2_consent": ("F2", "doctor"), "doctor_f3_none": ("F3", "doctor"), "doctor_f4_revoked": ("F4", "doctor"),
         "doctor_f5_expired": ("F5", "doctor"), "doctor_f3_glass": ("F3", "doctor"),
     }.items():
@@ -124,6 +132,10 @@ def build(client: Any, store: Any) -> World:
     # B: registered at FB (registration starts FB's care).
     w.ids["B.pat"] = resources.create(store, c["doctor_fb"], _patient(store, "B", w.canary["B.pat"], "1985-07-08", "male")).version.logical_id
     w.ids["B.fb"] = resources.create(store, c["doctor_fb"], _observation(w.ids["B.pat"], CODES["B.fb"], w.canary["B.fb"])).version.logical_id
+    # C: a second record at F1 (no canary), where moves and merges would take A's data.
+    w.ids["C.pat"] = resources.create(store, c["doctor_f1"], {"resourceType": "Patient", "name": [{"text": "Bản ghi C"}]}).version.logical_id
+    w.ids["grp"] = resources.create(store, c["doctor_f1"], {
+        "resourceType": "Group", "type": "person", "actual": True, "member": [{"entity": {"reference": f"Patient/{w.ids['A.pat']}"}}]}).version.logical_id
     # G: the guardian's own record, registered by an operator; the guardian represents A.
     w.ids["G.pat"] = resources.create(store, OPS, {"resourceType": "Patient", "name": [{"text": w.canary["G.pat"]}]}).version.logical_id
     c["patient_a"] = patient_context("acct-a", w.ids["A.pat"])

@@ -1,4 +1,6 @@
-"""The login throttle under real gunicorn: 3 worker processes share one count in the database."""
+"""The login throttle under real gunicorn: 3 worker processes share one count in the database.
+All guesses come from one source (loopback; the forwarded-for header does not count), so they hit
+the (source, name) pair's limit of 20."""
 
 from __future__ import annotations
 
