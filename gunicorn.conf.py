@@ -3,6 +3,10 @@
 import multiprocessing
 import os
 
+# Everything the server's processes create (the access log file, SQLite's files, exports, the job
+# runner's files) is readable by the service's user only; the app also sets 0600/0700 itself.
+os.umask(0o077)
+
 bind = os.environ.get("EHR_BIND", "127.0.0.1:8000")
 workers = int(os.environ.get("EHR_WORKERS", str(multiprocessing.cpu_count() * 2 + 1)))
 worker_class = os.environ.get("EHR_WORKER_CLASS", "sync")
@@ -10,10 +14,12 @@ threads = int(os.environ.get("EHR_THREADS", "1"))
 keepalive = 5
 timeout = 60
 graceful_timeout = 30
-# Access log: method, path WITHOUT the query string (%(U)s), status, size, duration in ms.
-# No client address and no query string: search parameters can carry national IDs and names.
+# Access log (ehr/access_log.py, one fixed format; access_log_format is not used): time, method,
+# the path WITHOUT the query string, redacted and with control characters escaped, status, size,
+# duration in ms, the request id. No client address and no query string: search parameters can
+# carry national IDs and names. gunicorn's own error lines go through the same redaction.
+logger_class = "ehr.access_log.AccessLogger"
 accesslog = os.environ.get("EHR_ACCESS_LOG", "-")
-access_log_format = '%(t)s "%(m)s %(U)s" %(s)s %(B)s %(M)sms rid=%({x-request-id}o)s'
 errorlog = "-"
 loglevel = os.environ.get("EHR_GUNICORN_LOG_LEVEL", "info")
 

@@ -37,6 +37,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     register_extensions(app)
     register_store(app)
     register_blueprints(app)
+    register_headers(app)
     install_request_logging(app)
     register_web_security(app)
     register_limits(app)
@@ -48,13 +49,14 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
 def register_extensions(app: Flask) -> None:
     import ehr.store.schema  # noqa: F401  (registers the tables on db.metadata for migrations)
     from ehr.extensions import db, migrate
-    from ehr.store.engine import engine_options, normalize_url
+    from ehr.store.engine import engine_options, normalize_url, private_sqlite_file, sqlite_file
 
     url = normalize_url(app.config["SQLALCHEMY_DATABASE_URI"])
     app.config["SQLALCHEMY_DATABASE_URI"] = url
     app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", engine_options(url))
-    if url.startswith("sqlite:///"):
-        Path(url[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
+    database_file = sqlite_file(url)
+    if database_file is not None:
+        private_sqlite_file(database_file)  # mode 0600 (and its -wal / -shm), before the first connection
     db.init_app(app)
     migrate.init_app(app, db, directory=str(ROOT / "migrations"), compare_type=True)
 
@@ -94,6 +96,7 @@ def register_store(app: Flask) -> None:
         cursor_secret=secrets.secret_key,
         referential_integrity=bool(app.config["EHR_REFERENTIAL_INTEGRITY"]),
         retention_years=int(app.config["EHR_RETENTION_YEARS"]),
+        care_days=int(app.config["EHR_CARE_DAYS"]),
         base_urls=(base,) if base else (),
         systems=IdentifierSystems(app.config["EHR_IDENTIFIER_BASE"]),
         audit_key=secrets.audit_key,
@@ -126,6 +129,14 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(web_bp)
     app.register_blueprint(clinic_bp)
     app.register_blueprint(healthbook_bp)
+
+
+def register_headers(app: Flask) -> None:
+    """Security headers (CSP, nosniff, no-store, HSTS in production) on every response; its
+    after-request hook is registered first among the app's, so it runs last."""
+    from ehr.web import headers
+
+    headers.install(app)
 
 
 def register_web_security(app: Flask) -> None:

@@ -2,8 +2,9 @@
 
 Allowed in log lines: request id, method, the route rule (never the URL or query string), status,
 duration, resource type, opaque ids, outcome codes, exception class names. `PhiRedactionFilter` is a
-safety net that masks digit runs of national-ID/insurance/phone length and e-mail addresses; the
-real guarantee is the log-capture tests.
+safety net that masks digit runs of national-ID/insurance/phone length and e-mail addresses (not
+inside the `rid=` and `incident=` tokens); the real guarantee is the log-capture tests. gunicorn's
+access and error logs go through the same `redact` (ehr/access_log.py).
 """
 
 from __future__ import annotations
@@ -23,14 +24,41 @@ _REDACT = [
     (re.compile(r"[\w.+-]+@[\w-]+\.[\w.-]+"), "[redacted-email]"),
 ]
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9\-]{8,64}$")
+# Correlation ids (`rid=` request id, `incident=` incident id) pass unchanged: the digit-run
+# pattern would otherwise cut a hex or UUID id apart. A client's request id that is a bare ID-like
+# number is not accepted (`request_id`), so this exemption cannot carry one into the log.
+_KEPT = re.compile(r"(?<![0-9A-Za-z_-])(?:rid|incident)=[A-Za-z0-9-]{8,64}(?![0-9A-Za-z_-])")
 
 log = logging.getLogger("ehr.request")
 
 
-def redact(text: str) -> str:
+def _redact_free_text(text: str) -> str:
     for pattern, replacement in _REDACT:
         text = pattern.sub(replacement, text)
     return text
+
+
+def redact(text: str, keep_ids: bool = True) -> str:
+    """Mask ID-like numbers and e-mail addresses everywhere but in `rid=` / `incident=` tokens
+    (everywhere, with `keep_ids=False`: text a client wrote, such as a request path)."""
+    if not keep_ids:
+        return _redact_free_text(text)
+    parts, position = [], 0
+    for kept in _KEPT.finditer(text):
+        parts.append(_redact_free_text(text[position : kept.start()]))
+        parts.append(kept.group())
+        position = kept.end()
+    parts.append(_redact_free_text(text[position:]))
+    return "".join(parts)
+
+
+def request_id(supplied: str) -> str:
+    """The request id: the client's `X-Request-ID` when it is 8-64 letters, digits and hyphens
+    and not a bare ID-like number (that would put the number into every log line unredacted),
+    otherwise a fresh one."""
+    if _REQUEST_ID.match(supplied) and not (supplied.replace("-", "").isdigit() and _redact_free_text(supplied) != supplied):
+        return supplied
+    return uuid.uuid4().hex
 
 
 class PhiRedactionFilter(logging.Filter):
@@ -70,8 +98,7 @@ def install_request_logging(app: Flask) -> None:
     @app.before_request
     def _start() -> None:
         g.started = time.perf_counter()
-        supplied = request.headers.get("X-Request-ID", "")
-        g.request_id = supplied if _REQUEST_ID.match(supplied) else uuid.uuid4().hex
+        g.request_id = request_id(request.headers.get("X-Request-ID", ""))
 
     @app.after_request
     def _finish(response: Response) -> Response:

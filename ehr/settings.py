@@ -155,8 +155,9 @@ def load_config(environ: Mapping[str, str], test_config: Mapping[str, Any] | Non
     try:
         config["MAX_CONTENT_LENGTH"] = int(config.get("EHR_MAX_BODY_BYTES") or DEFAULT_MAX_BODY)
         config["EHR_RETENTION_YEARS"] = int(config.get("EHR_RETENTION_YEARS") or 10)
+        config["EHR_CARE_DAYS"] = int(config.get("EHR_CARE_DAYS") or 90)
     except ValueError:
-        raise ConfigError("EHR_MAX_BODY_BYTES and EHR_RETENTION_YEARS must be integers") from None
+        raise ConfigError("EHR_MAX_BODY_BYTES, EHR_RETENTION_YEARS and EHR_CARE_DAYS must be integers") from None
     config["EHR_REFERENTIAL_INTEGRITY"] = _env_bool(config.get("EHR_REFERENTIAL_INTEGRITY"), True)
     config.setdefault("EHR_BASE_URL", "")
     config["EHR_IDENTIFIER_BASE"] = config.get("EHR_IDENTIFIER_BASE") or DEFAULT_IDENTIFIER_BASE

@@ -6,8 +6,9 @@ the SMART discovery document needs `Authorization: Bearer <token>` from `/auth/t
 anonymous principal; a request with a token is still checked and restricted. Production refuses
 the open mode at start-up.
 
-Also here: the audit records of refusals (401 and every policy denial of the request) and the
-fail-closed answer when the audit trail cannot be written.
+Also here: the audit records of refusals (a 401 for a token that was presented and failed, and
+every policy denial of the request; a request that presents no token at all is refused without a
+record) and the fail-closed answer when the audit trail cannot be written.
 """
 
 from __future__ import annotations
@@ -49,13 +50,16 @@ def request_context() -> AccessContext:
         scheme, _, token = header.partition(" ")
         resolved = clients.resolve(_store(), token.strip(), rid, source_hash()) if scheme.lower() == "bearer" else None
         if resolved is None:
-            g.ehr_auth_failed = True
+            # A credential was tried and failed: a security event, audited. A header without one
+            # ("Bearer" alone, empty) is refused like no header at all, without a record.
+            g.ehr_auth_failed = bool(token.strip())
             raise _unauthorized("the access token is missing, expired, revoked or not a bearer token")
         ctx = resolved
     elif current_app.config.get("EHR_API_AUTH") == "open":
         ctx = AccessContext.open_api(request_id=rid)
     else:
-        g.ehr_auth_failed = True
+        # No credentials at all: 401 and nothing written (no audit row, no session); an anonymous
+        # caller must not be able to grow the audit trail or learn anything from it.
         raise _unauthorized("authentication required: get an access token from /auth/token (SMART Backend Services)")
     g.ehr_ctx = ctx
     return ctx

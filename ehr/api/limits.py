@@ -5,7 +5,8 @@
 - Rate limits (Flask-Limiter, fixed windows): on the FHIR API and the token endpoint per client
   (a hash of the bearer token; "anonymous" without one) and source address together, and per
   source address; on sign-in (password, second factor, activation) per source and per (source,
-  login name) pair. The counters live in Redis when `EHR_RATELIMIT_STORAGE=redis://...`, which
+  login name) pair; the clinic's look-ups by typed national ID (find, check-in, break-glass) per
+  staff account. The counters live in Redis when `EHR_RATELIMIT_STORAGE=redis://...`, which
   every worker and host shares; `memory://` keeps them per worker process and is accepted in
   development only. A breach answers 429 with Retry-After (ehr.api.errors).
 
@@ -29,11 +30,14 @@ from ehr.settings import ConfigError
 from ehr.store import engine as engine_setup
 
 _SIGN_IN = {"auth.login", "auth.totp_check", "auth.totp_enrol", "auth.activate"}
+# The clinic's look-ups by a typed national ID: a desk checks in a few patients a minute, not 30 a second.
+_LOOKUP = {"clinic.check_in", "clinic.break_glass_by_cccd", "clinic.find"}
 _DEFAULTS = {
     "EHR_RATELIMIT_API": "1200 per minute",  # per (client, source)
     "EHR_RATELIMIT_API_SOURCE": "3000 per minute",  # per source, all clients together
     "EHR_RATELIMIT_SIGNIN": "30 per minute",  # sign-in form posts per source
     "EHR_RATELIMIT_SIGNIN_PAIR": "10 per minute",  # per (source, login name)
+    "EHR_RATELIMIT_LOOKUP": "20 per minute; 300 per day",  # clinic patient look-ups per staff account
 }
 
 
@@ -85,6 +89,14 @@ def _sign_in_key() -> str:
         pending = session.get("pending")
         name = str(pending.get("aid")) if isinstance(pending, dict) else "-"
     return f"{_source()}:{name}"
+
+
+def _lookup_key() -> str:
+    return f"{session.get('aid') or 'anonymous'}:{_source()}"
+
+
+def _not_lookup() -> bool:
+    return request.method != "POST" or request.endpoint not in _LOOKUP
 
 
 def _not_api() -> bool:
@@ -156,6 +168,7 @@ def install(app: Flask) -> Limiter:
             ApplicationLimit(_limit(app, "EHR_RATELIMIT_SIGNIN"), key_function=_source, scope="signin", exempt_when=_not_sign_in),
             ApplicationLimit(_limit(app, "EHR_RATELIMIT_SIGNIN_PAIR"), key_function=_sign_in_key, scope="signin-pair",
                              exempt_when=_not_sign_in),
+            ApplicationLimit(_limit(app, "EHR_RATELIMIT_LOOKUP"), key_function=_lookup_key, scope="lookup", exempt_when=_not_lookup),
         ],
     )
     limiter.init_app(app)

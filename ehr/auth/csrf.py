@@ -4,10 +4,11 @@ Exempt: the FHIR API blueprints (every blueprint mounted under /fhir) and the OA
 endpoint. They authenticate each request with a bearer token or a signed client assertion,
 never with the session cookie, so a forged cross-site request carries nothing they would accept.
 
-The synchronizer token lives in the server-side session and has no time limit of its own (the
-session's timeouts bound it). The Referer check Flask-WTF adds for HTTPS is off: pages are to
-be served with `Referrer-Policy: no-referrer`, under which browsers send no Referer, and the
-token plus SameSite=Lax cookies already stop cross-site posts.
+The synchronizer token lives in the session and has no time limit of its own (the session's
+timeouts bound it). Before sign-in the session holds nothing else, so no row is stored: the token
+travels in the session cookie, signed (ehr.auth.sessions). The Referer check Flask-WTF adds for
+HTTPS is off: pages are served with `Referrer-Policy: no-referrer` (ehr.web.headers), under which
+browsers send no Referer, and the token plus SameSite=Lax cookies already stop cross-site posts.
 """
 
 from __future__ import annotations

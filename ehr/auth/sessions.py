@@ -9,7 +9,13 @@ database keeps its SHA-256 and the session data, and the row is the session:
   (no fixation: a cookie planted before login is worthless after it);
 - a session ends after `EHR_STAFF_IDLE_MINUTES` (15) / `EHR_PATIENT_IDLE_MINUTES` (30) without a
   request, and `EHR_SESSION_MAX_HOURS` (12) after it began, whatever happens;
-- visitors who never needed a session (no form, no login) get no row and no cookie.
+- visitors who never needed a session (no form, no login) get no row and no cookie;
+- a visitor whose session holds nothing but the CSRF token of a form (the login page, the
+  activation page) gets no row either: the token travels in the same cookie, signed with the
+  session secret (`<token>.<issued>.<signature>`; session ids never hold a dot) and idle-limited
+  like a patient session. A row is written only when there is something to keep: a signed-in
+  session, a pending second factor, the identity provider's login state. So anonymous requests,
+  pages and forms included, write nothing to the database.
 
 The row is read lazily, on the first use of `flask.session`: API requests never touch it. The
 last-seen time is written at most every `TOUCH_SECONDS`, so the idle limit may end a session up to
@@ -30,6 +36,7 @@ from typing import Any, Callable
 from flask import Flask, Request, Response, session
 from flask.json.tag import TaggedJSONSerializer
 from flask.sessions import SessionInterface, SessionMixin
+from itsdangerous import BadSignature, Signer
 
 from ehr.auth import clock
 from ehr.store import access
@@ -40,6 +47,8 @@ PLAIN_COOKIE = "ehr_session"  # development over plain HTTP only (EHR_SESSION_CO
 TOUCH_SECONDS = 30
 _SERIALIZER = TaggedJSONSerializer()
 _MINUTE = 60_000_000
+# Session data that needs no row: the CSRF token of a form shown to an anonymous visitor.
+VISITOR_KEYS = frozenset({"csrf_token"})
 
 
 def _hash(value: str) -> bytes:
@@ -58,6 +67,7 @@ class DatabaseSession(SessionMixin):
         self.expired = False  # the cookie named a session that timed out
         self.modified = False
         self.rotate = False  # move the data to a new id (and forget the old row) when saving
+        self.visitor_issued: int | None = None  # when the visitor cookie this request carried was signed
 
     @property
     def loaded(self) -> bool:
@@ -100,13 +110,34 @@ class DatabaseSessionInterface(SessionInterface):
         minutes = app.config["EHR_STAFF_IDLE_MINUTES"] if data.get("kind") == "staff" else app.config["EHR_PATIENT_IDLE_MINUTES"]
         return int(minutes) * _MINUTE
 
+    @staticmethod
+    def visitor_signer(app: Flask) -> Signer:
+        return Signer(app.config["SECRET_KEY"], salt="ehr.visitor-session")
+
+    def visitor_cookie(self, app: Flask, token: str, now: int) -> str:
+        return self.visitor_signer(app).sign(f"{token}.{now // 1_000_000}").decode("ascii")
+
     def open_session(self, app: Flask, request: Request) -> DatabaseSession:
         value = request.cookies.get(self.cookie_name(app))
         store = app.extensions["ehr.store"]
+        current: DatabaseSession
+
+        def visitor(cookie: str) -> tuple[dict[str, Any], str | None, dict[str, Any] | None, bool]:
+            try:
+                token, _, issued = self.visitor_signer(app).unsign(cookie).decode("ascii").rpartition(".")
+            except (BadSignature, UnicodeDecodeError):
+                return {}, None, None, False
+            now = clock.now(app.config)
+            if not token or not issued.isdigit() or now - int(issued) * 1_000_000 > self.idle_us(app, {}):
+                return {}, None, None, False  # a form left open too long: a new token (no "session expired": none began)
+            current.visitor_issued = int(issued) * 1_000_000
+            return {"csrf_token": token}, None, None, False
 
         def load() -> tuple[dict[str, Any], str | None, dict[str, Any] | None, bool]:
             if not value or len(value) > 128:
                 return {}, None, None, False
+            if "." in value:
+                return visitor(value)
             key = _hash(value)
             with store.reading(INTERNAL) as uow:
                 row = access.session_get(uow, key)
@@ -123,7 +154,8 @@ class DatabaseSessionInterface(SessionInterface):
                 return {}, None, None, True
             return data, value, row, False
 
-        return DatabaseSession(load, had_cookie=value is not None)
+        current = DatabaseSession(load, had_cookie=value is not None)
+        return current
 
     def save_session(self, app: Flask, session: SessionMixin, response: Response) -> None:
         if not isinstance(session, DatabaseSession):
@@ -136,10 +168,27 @@ class DatabaseSessionInterface(SessionInterface):
         response.vary.add("Cookie")
         data = session._d()
         now = clock.now(app.config)
+        visitor = bool(data) and set(data) <= VISITOR_KEYS
+        if visitor and session.sid is None:
+            # Only a form's CSRF token: the signed cookie carries it, no row (renewed as a row's
+            # last-seen time would be, so the idle limit counts from the latest request).
+            if session.modified or session.visitor_issued is None or now - session.visitor_issued >= TOUCH_SECONDS * 1_000_000:
+                response.set_cookie(name, self.visitor_cookie(app, str(data["csrf_token"]), now), path="/", secure=secure,
+                                    httponly=True, samesite="Lax")
+            return
+        if not data and session.sid is None:  # anonymous and nothing to keep: no transaction at all
+            if session.had_cookie:
+                response.delete_cookie(name, path="/", secure=secure, httponly=True, samesite="Lax")
+            return
         with store.writing(INTERNAL) as uow:
-            if session.sid is not None and (session.rotate or not data):
+            if session.sid is not None and (session.rotate or not data or visitor):
                 access.session_delete(uow, _hash(session.sid))
                 session.sid, session.row = None, None
+            if visitor:
+                # A stored session that has come down to a CSRF token (a login restarted): the row goes.
+                response.set_cookie(name, self.visitor_cookie(app, str(data["csrf_token"]), now), path="/", secure=secure,
+                                    httponly=True, samesite="Lax")
+                return
             if not data:
                 if session.had_cookie:
                     response.delete_cookie(name, path="/", secure=secure, httponly=True, samesite="Lax")

@@ -30,9 +30,12 @@ def token() -> Response:
 
 
 def _error(exc: clients.OAuthError) -> Response:
-    store = current_app.extensions["ehr.store"]
-    caller = AccessContext(principal="anonymous", kind="anonymous", request_id=g.get("request_id"), source_hash=access.source_hash())
-    auditing.event(store, caller, "token.issue", "failure")
+    if request.form.get("client_assertion"):
+        # A client credential was presented and refused: audited. A request carrying none (wrong
+        # content type, no assertion) is answered without a record.
+        store = current_app.extensions["ehr.store"]
+        caller = AccessContext(principal="anonymous", kind="anonymous", request_id=g.get("request_id"), source_hash=access.source_hash())
+        auditing.event(store, caller, "token.issue", "failure")
     response = _no_store(jsonify(error=exc.error, error_description=exc.description))
     response.status_code = exc.status
     if exc.status == 401:

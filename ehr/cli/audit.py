@@ -14,8 +14,12 @@ from ehr.store import audit as trail
 
 def checkpoint_file() -> Path:
     """EHR_AUDIT_CHECKPOINT_FILE, default `<instance>/audit-checkpoints.log` (keep a copy off the host)."""
-    configured = current_app.config.get("EHR_AUDIT_CHECKPOINT_FILE")
-    return Path(configured) if configured else Path(current_app.instance_path) / "audit-checkpoints.log"
+    return trail.trail_files(current_app.config, current_app.instance_path)[0]
+
+
+def head_file() -> Path:
+    """EHR_AUDIT_HEAD_FILE, default the checkpoint file's path plus `.head`: the head of every seal."""
+    return trail.trail_files(current_app.config, current_app.instance_path)[1]
 
 
 def _engine_and_key() -> tuple[Engine, bytes]:
@@ -32,9 +36,9 @@ def audit() -> None:
 def seal() -> None:
     """Seal the rows written since the last seal, then append the head to the checkpoint file."""
     engine, key = _engine_and_key()
-    path = checkpoint_file()
+    path, head = checkpoint_file(), head_file()
     try:
-        sealed = trail.seal(engine, key, anchor=trail.last_checkpoint(path))
+        sealed = trail.seal(engine, key, anchor=trail.anchor_of(head, path), head_file=head)
     except (trail.ChainBroken, trail.SealDelayed) as exc:
         raise click.ClickException(str(exc)) from None
     point = trail.checkpoint(engine, path)
@@ -60,16 +64,30 @@ def checkpoint() -> None:
     default=None,
     help="Checkpoint file to compare (default: EHR_AUDIT_CHECKPOINT_FILE or <instance>/audit-checkpoints.log).",
 )
+@click.option(
+    "--head",
+    "head",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Head file to compare (default: EHR_AUDIT_HEAD_FILE or the checkpoint file's path plus .head).",
+)
 @with_appcontext
-def verify(checkpoints: Path | None) -> None:
-    """Recompute the chain and compare the checkpoints; exit 1 on any problem."""
+def verify(checkpoints: Path | None, head: Path | None) -> None:
+    """Recompute the chain, compare the checkpoints and the sealed head, check the tables the trail
+    vouches for (audit subjects, break-glass grants, care relationships, Consent history); exit 1
+    on any problem."""
     engine, key = _engine_and_key()
-    path = checkpoints or checkpoint_file()
+    path, head = checkpoints or checkpoint_file(), head or head_file()
     if not path.exists():
         click.echo(f"note: no checkpoint file at {path}: a truncation of the newest rows cannot be detected", err=True)
-    report = trail.verify(engine, key, path)
+    if not head.exists():
+        click.echo(f"note: no head file at {head}: rows sealed after the last checkpoint can be cut unseen", err=True)
+    report = trail.verify(engine, key, path, head_file=head, keys=current_app.extensions["ehr.store"].keys)
     click.echo(f"rows {report.rows}, sealed {report.sealed}, unsealed {report.unsealed}")
-    click.echo(f"chain head {report.head}, checkpoints compared {report.checkpoints}")
+    recorded = "none" if report.recorded_head is None else f"row {report.recorded_head}"
+    click.echo(f"chain head {report.head}, checkpoints compared {report.checkpoints}, head file {recorded}")
+    if report.covered:
+        click.echo("cross-checked: " + ", ".join(f"{name} {n}" for name, n in report.covered.items()))
     for problem in report.problems:
         click.echo(f"PROBLEM: {problem}")
     if not report.ok:

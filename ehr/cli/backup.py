@@ -8,7 +8,7 @@ import click
 from flask import current_app
 from flask.cli import with_appcontext
 
-from ehr.cli.audit import checkpoint_file
+from ehr.cli.audit import checkpoint_file, head_file
 from ehr.services import backup as backup_service
 from ehr.services.context import AccessContext
 from ehr.store import audit as trail
@@ -85,10 +85,10 @@ def restore(file: Path, check: bool, shred_log: Path | None, no_shred_log: bool,
     for note in report.notes:
         click.echo(f"note: {note}")
     engine, key = store.engine, current_app.extensions["ehr.secrets"].audit_key
-    note = backup_service.restart_checkpoints(engine, checkpoint_file())
+    note = backup_service.restart_checkpoints(engine, checkpoint_file(), head_file())
     if note:
         click.echo(f"note: {note}")
-    verification = trail.verify(engine, key, None)
+    verification = trail.verify(engine, key, None, keys=store.keys)
     click.echo(f"audit chain: {verification.sealed} sealed rows, {verification.unsealed} unsealed")
     for problem in verification.problems:
         click.echo(f"PROBLEM: {problem}")

@@ -25,7 +25,7 @@ BANNER = """
 
 def ensure_dev_keys(instance: Path) -> list[Path]:
     """Create any missing development key file; return the ones created."""
-    instance.mkdir(parents=True, exist_ok=True)
+    instance.mkdir(mode=0o700, parents=True, exist_ok=True)
     created = []
     master = instance / "master.key"
     if not master.exists():

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime
 from typing import Any
 
 from flask import current_app, session
 
+from ehr.auth import clock
 from ehr.auth.current import current_context
 from ehr.services.context import AccessContext
 from ehr.store.runtime import Store
@@ -33,13 +34,16 @@ def remember(patient_id: str) -> None:
 
 
 def day(value: str | None) -> str:
-    """An ISO date or dateTime shown dd/mm/yyyy (HH:MM)."""
+    """An ISO date or dateTime shown dd/mm/yyyy (HH:MM, in the clinic's time zone)."""
     if not value:
         return ""
     try:
         if len(value) <= 10:
             return date.fromisoformat(value).strftime("%d/%m/%Y")
-        return datetime.fromisoformat(value.replace("Z", "+00:00")).strftime("%d/%m/%Y %H:%M")
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        if moment.tzinfo is not None:
+            moment = moment.astimezone(clock.DEFAULT_ZONE)
+        return moment.strftime("%d/%m/%Y %H:%M")
     except ValueError:
         return value
 
@@ -63,9 +67,6 @@ def cccd_of(patient: dict[str, Any]) -> str:
     return ""
 
 
-VIETNAM = timezone(timedelta(hours=7))
-
-
 def local_time(micros: int) -> str:
-    """A moment (µs since the epoch) as HH:MM dd/mm/yyyy in Vietnam time."""
-    return datetime.fromtimestamp(micros / 1_000_000, tz=VIETNAM).strftime("%H:%M %d/%m/%Y")
+    """A moment (µs since the epoch) as HH:MM dd/mm/yyyy in the clinic's time zone."""
+    return clock.local(micros).strftime("%H:%M %d/%m/%Y")

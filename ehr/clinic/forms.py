@@ -13,6 +13,7 @@ from typing import Any, Mapping
 from flask_babel import lazy_gettext as _l
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate, validates, validates_schema
 
+from ehr.auth import clock
 from ehr.fhir.terminology import VITAL_SIGNS
 from ehr.identity import codetables, rules
 
@@ -78,7 +79,7 @@ class RegisterSchema(Schema):
 
     @validates("birth_date")
     def _born(self, value: date, **_: Any) -> None:
-        if value > date.today() or value.year < 1890:
+        if value > clock.today() or value.year < 1890:
             raise ValidationError(str(_l("Ngày sinh không hợp lệ.")))
 
     @validates("ethnicity")
@@ -148,7 +149,7 @@ class VisitSchema(Schema):
             raise ValidationError(str(_l("Nhập cả huyết áp tâm thu và tâm trương.")), "diastolic")
         if data.get("systolic") is not None and data.get("diastolic") is not None and data["diastolic"] >= data["systolic"]:
             raise ValidationError(str(_l("Huyết áp tâm trương phải thấp hơn tâm thu.")), "diastolic")
-        if data.get("revisit") and data["revisit"] < date.today():
+        if data.get("revisit") and data["revisit"] < clock.today():
             raise ValidationError(str(_l("Ngày tái khám phải sau hôm nay.")), "revisit")
 
 

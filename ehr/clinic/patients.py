@@ -41,23 +41,40 @@ def _query(q: str) -> tuple[str, list[tuple[str, str]]]:
     return "name", [("name", q.strip())]
 
 
-@bp.get("/patients")
+@bp.route("/patients", methods=["GET", "POST"])
 @login_required(kind="staff", roles=common.STAFF)
 def find() -> str:
-    q = request.args.get("q", "").strip()
+    # The query travels in the body: a national ID, a card number or a name never sits in a URL,
+    # a browser history or an access log.
+    q = request.form.get("q", "").strip() if request.method == "POST" else ""
     results: list[dict[str, Any]] = []
     kind = None
     if q:
         kind, params = _query(q)
         page = search.search(common.store(), common.ctx(), "Patient", [*params, ("_count", "50")])
         results = [jsonio.loads_stored(v.body or b"{}") for v, mode in page.entries if mode == "match"]
+    return _find_page(q, kind, results)
+
+
+def _find_page(q: str, kind: str | None, results: list[dict[str, Any]], **extra: Any) -> str:
     recent = []
     for pid in session.get("recent", []):
         try:
             recent.append(chart.patient(common.store(), common.ctx(), pid))
         except FhirError:
-            continue  # no longer visible (a break-glass grant ended)
-    return render_template("clinic/find.html", q=q, kind=kind, results=results, recent=recent, common=common)
+            continue  # no longer visible (a break-glass grant or a care relationship ended)
+    return render_template("clinic/find.html", q=q, kind=kind, results=results, recent=recent, common=common,
+                           clinician=common.ctx().role in common.CLINICIANS, **extra)
+
+
+NOT_OPENED = _l("Không mở được hồ sơ với số CCCD này. Bệnh nhân mới: đăng ký. Bệnh nhân đã có hồ sơ ở cơ sở khác: "
+                "đề nghị bệnh nhân chia sẻ hồ sơ với cơ sở trong sổ sức khỏe điện tử; khi cấp cứu, bác sĩ hoặc điều dưỡng "
+                "mở hồ sơ khẩn cấp.")
+
+
+# Registration cannot hide that a number is taken (one Patient per CCCD); it names no record either.
+TAKEN = _l("Số CCCD này đã được đăng ký. Đề nghị bệnh nhân chia sẻ hồ sơ với cơ sở trong sổ sức khỏe điện tử; khi cấp cứu, "
+           "bác sĩ hoặc điều dưỡng mở hồ sơ khẩn cấp từ trang Tìm bệnh nhân.")
 
 
 @bp.post("/patients/check-in")
@@ -67,9 +84,33 @@ def check_in() -> Response | tuple[str, int]:
     try:
         patient_id = care.check_in(common.store(), common.ctx(), number)
     except FhirError as exc:
-        message = _("Không có bệnh nhân nào đã đăng ký với số CCCD này.") if exc.status == 404 else _("Số CCCD phải có đúng 12 chữ số.")
-        return render_template("clinic/find.html", q=number, kind="cccd", results=[], recent=[], common=common, error=message), 422
+        # One answer for a number nobody holds and for another facility's patient without consent.
+        message = str(NOT_OPENED) if exc.status == 404 else _("Số CCCD phải có đúng 12 chữ số.")
+        return _find_page(number, "cccd", [], error=message, refused=exc.status == 404), 422
     return redirect(url_for("clinic.patient", patient_id=patient_id))
+
+
+@bp.post("/patients/break-glass")
+@login_required(kind="staff", roles=common.CLINICIANS)
+def break_glass_by_cccd() -> Response | tuple[str, int]:
+    """Emergency opening of another facility's patient from the CCCD presented at the desk."""
+    number, reason = request.form.get("cccd", ""), request.form.get("reason", "")
+    minutes = _minutes()
+    store, ctx = common.store(), common.ctx()
+    try:
+        grant = care.break_glass_by_national_id(store, ctx, number, reason, minutes)
+        care.check_in(store, ctx, number)
+    except FhirError as exc:
+        message = str(NOT_OPENED) if exc.status == 404 else _("Nêu lý do cấp cứu (ít nhất 10 ký tự); thời hạn từ 1 đến 240 phút.")
+        return _find_page(number, "cccd", [], error=message, refused=True, reason=reason, minutes=minutes), 422
+    return redirect(url_for("clinic.patient", patient_id=grant.patient_id))
+
+
+def _minutes() -> int:
+    try:
+        return int(request.form.get("minutes", "60"))
+    except ValueError:
+        return 0
 
 
 def _choices() -> dict[str, Any]:
@@ -104,6 +145,8 @@ def register() -> Response | str | tuple[str, int]:
             except FhirError as exc:
                 field = registration.check_fields(exc.issues[0]) if exc.issues else None
                 errors = {field or "form": [_("Không lưu được: %(reason)s", reason=exc.issues[0].diagnostics if exc.issues else exc.status)]}
+                if exc.status == 409:  # the number is another facility's patient's, who has not shared the record here
+                    errors = {"cccd": [str(TAKEN)]}
             else:
                 args: dict[str, Any] = {"patient_id": done.patient_id}
                 if done.existing:
@@ -141,11 +184,7 @@ def _trend(record: chart.Chart) -> list[dict[str, Any]]:
 @bp.post("/patients/<patient_id>/break-glass")
 @login_required(kind="staff", roles=common.CLINICIANS)
 def break_glass(patient_id: str) -> Response | tuple[str, int]:
-    reason = request.form.get("reason", "")
-    try:
-        minutes = int(request.form.get("minutes", "60"))
-    except ValueError:
-        minutes = 0
+    reason, minutes = request.form.get("reason", ""), _minutes()
     try:
         care.break_glass(common.store(), common.ctx(), patient_id, reason, minutes)
     except FhirError as exc:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import date, datetime, timezone
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -13,6 +13,7 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from werkzeug.wrappers import Response
 
+from ehr.auth import clock
 from ehr.auth.current import login_required
 from ehr.clinic import bp, common, forms
 from ehr.fhir import jsonio
@@ -50,7 +51,11 @@ STATES = {"planned": "waiting", "arrived": "waiting", "triaged": "waiting", "in-
 @login_required(kind="staff", roles=common.STAFF)
 def today() -> str:
     ctx = common.ctx()
-    params = [("service-provider", f"Organization/{ctx.organization}"), ("date", date.today().isoformat()), ("_count", "200"),
+    day = clock.today()
+    # Started today (in the clinic's zone), ended or not: `sa` yesterday keeps the start on or after
+    # today's midnight, `lt` tomorrow before the next one; a plain `date=today` would need an end.
+    params = [("service-provider", f"Organization/{ctx.organization}"), ("date", f"sa{day - timedelta(days=1)}"),
+              ("date", f"lt{day + timedelta(days=1)}"), ("_count", "200"),
               ("_include", "Encounter:subject"), ("_sort", "date")]
     page = search.search(common.store(), ctx, "Encounter", params)
     patients = {v_.logical_id: jsonio.loads_stored(v_.body or b"{}") for v_, mode in page.entries if v_.resource_type == "Patient"}
@@ -100,8 +105,8 @@ def _visit(patient_id: str, data: dict[str, Any], form: Any, errors: dict[str, l
     for i, row in enumerate(forms.rows(form, "im", ("vaccine", "lot", "site", "date"))):
         vaccine = clinical_codes.by_code(clinical_codes.vaccines(), row["vaccine"])
         site = clinical_codes.by_code(clinical_codes.sites(), row["site"]) if row["site"] else None
-        given = forms.parse_day(row["date"]) if row["date"] else date.today()
-        if vaccine is None or given is None or given > date.today():
+        given = forms.parse_day(row["date"]) if row["date"] else clock.today()
+        if vaccine is None or given is None or given > clock.today():
             errors[f"im-{i}-vaccine"] = [_("Chọn vắc xin và ngày tiêm (không sau hôm nay).")]
             continue
         vaccinations.append(v.Vaccination(vaccine.code, vaccine.display, given, row["lot"] or None,
@@ -127,7 +132,7 @@ def _visit(patient_id: str, data: dict[str, Any], form: Any, errors: dict[str, l
               if data.get(k) is not None}
     group = data.get("blood_group")
     return v.Visit(
-        patient_id=patient_id, organization_id=ctx.organization or "", token=data["token"], started=datetime.now(timezone.utc),
+        patient_id=patient_id, organization_id=ctx.organization or "", token=data["token"], started=clock.local_now(),
         class_code=data["class_code"], class_display=str(CLASSES.get(data["class_code"], data["class_code"])), reason=data["reason"],
         vitals={k: Decimal(str(val)) for k, val in vitals.items()},
         blood_group=(group, blood.display) if (blood := clinical_codes.by_code(clinical_codes.blood_groups(), group or "")) else None,

@@ -70,12 +70,15 @@ def to_fhir(row: dict[str, Any], server_name: str = "ehr-vn") -> dict[str, Any]:
     entities: list[dict[str, Any]] = []
     patients = sorted({*(row.get("patients") or "").split(), *([row["compartment"]] if row.get("compartment") else [])})
     reason = (row.get("detail") or {}).get("reason") if row["action"] == "break-glass" else None
+    basis = (row.get("detail") or {}).get("basis") if row["action"] == "care.check-in" else None
     for patient_id in patients:
         entity: dict[str, Any] = {"what": {"reference": f"Patient/{patient_id}"},
                                   "type": {"system": "http://terminology.hl7.org/CodeSystem/audit-entity-type", "code": "1"},
                                   "role": {"system": "http://terminology.hl7.org/CodeSystem/object-role", "code": "1"}}
         if reason:
             entity["detail"] = [{"type": "emergency-reason", "valueString": reason}]  # shown to the patient
+        if basis:
+            entity["detail"] = [{"type": "care-basis", "valueString": basis}]  # consent or break-glass: highlighted
         entities.append(entity)
     if row.get("resource_type") and row.get("logical_id") and row["resource_type"] != "Patient":
         entities.append({"what": {"reference": f"{row['resource_type']}/{row['logical_id']}"},

@@ -14,6 +14,7 @@ Birth dates are personal data, so they are never indexed as plain dates: each va
 from __future__ import annotations
 
 import calendar
+import os
 import re
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone, tzinfo
@@ -24,7 +25,9 @@ from zoneinfo import ZoneInfo
 MIN_US = -(2**62)
 MAX_US = 2**62
 PREFIXES = ("eq", "ne", "gt", "lt", "ge", "le", "sa", "eb", "ap")
-DEFAULT_ZONE = ZoneInfo("Asia/Ho_Chi_Minh")
+# Every time a person sees, and every date without a zone, is in this zone: Vietnam time unless
+# EHR_TIMEZONE (read from the environment at start-up, one zone per deployment) says otherwise.
+DEFAULT_ZONE = ZoneInfo(os.environ.get("EHR_TIMEZONE") or "Asia/Ho_Chi_Minh")
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _YEAR = re.compile(r"^(\d{4})$", re.ASCII)
 _YEAR_MONTH = re.compile(r"^(\d{4})-(\d{2})$", re.ASCII)

@@ -923,6 +923,7 @@ class Access:
     resource_type: str | None
     reason: str  # break-glass: the emergency reason
     denied: bool
+    basis: str = ""  # a check-in: why the facility could (check-in, consent, break-glass)
 
     @property
     def kind(self) -> str:
@@ -934,7 +935,11 @@ class Access:
 
     @property
     def emergency(self) -> bool:
-        return self.action == "break-glass"
+        return self.action == "break-glass" or self.basis == "break-glass"
+
+    @property
+    def under_consent(self) -> bool:
+        return self.basis == "consent"
 
 
 _SUBTYPE_ACTIONS = {"search-type": "search", "history-instance": "history", "operation": "everything"}
@@ -960,7 +965,7 @@ def access_entry(event: dict[str, Any]) -> Access:
     else:
         action = str(kind.get("code") or "")
     resource_type = None
-    reason = ""
+    reason = basis = ""
     for entity in event.get("entity") or ():
         what = entity.get("what") or {}
         if (entity.get("type") or {}).get("code") == "2":
@@ -968,10 +973,12 @@ def access_entry(event: dict[str, Any]) -> Access:
         for detail in entity.get("detail") or ():
             if detail.get("type") == "emergency-reason":
                 reason = str(detail.get("valueString") or "")
+            elif detail.get("type") == "care-basis":
+                basis = str(detail.get("valueString") or "")
     if resource_type is None and action in ("read", "vread", "history", "create", "update", "patch", "delete"):
         resource_type = "Patient"  # an interaction on the Patient itself names only the patient
     return Access(str(event.get("recorded") or ""), principal, organization or None, action, resource_type, reason,
-                  event.get("outcome") not in (None, "0"))
+                  event.get("outcome") not in (None, "0"), basis)
 
 
 @dataclass(frozen=True)

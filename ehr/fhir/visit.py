@@ -333,3 +333,24 @@ def transaction(visit: Visit, identifier_base: str) -> dict[str, Any]:
     _prescriptions(b)
     _summary(b)
     return {"resourceType": "Bundle", "type": "transaction", "entry": b.entries}
+
+
+# --- drafts -------------------------------------------------------------------------------------------
+
+FINAL_STATUSES = ("finished", "cancelled", "entered-in-error")
+
+
+def _visit_tokens(doc: dict[str, Any]) -> set[str]:
+    idents = doc.get("identifier")
+    idents = [idents] if isinstance(idents, dict) else (idents or [])
+    return {str(i.get("value", "")).split("/", 1)[0] for i in idents
+            if isinstance(i, dict) and str(i.get("system", "")).endswith(f"/{ITEM_SYSTEM_PATH}") and i.get("value")}
+
+
+def without_drafts(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The record without the clinic visits not yet signed: a draft visit (its Encounter still
+    in progress) and every resource written with it stay the clinic's until the doctor signs."""
+    drafts = set().union(*(_visit_tokens(d) for d in docs if d.get("resourceType") == "Encounter" and d.get("status") not in FINAL_STATUSES))
+    if not drafts:
+        return docs
+    return [d for d in docs if not (_visit_tokens(d) & drafts)]

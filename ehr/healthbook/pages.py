@@ -3,13 +3,13 @@ visits with their treatment summary), charts, vaccinations, downloads and the em
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from flask import Response, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 
 from ehr.api.http import base_url
+from ehr.auth import clock
 from ehr.auth.current import login_required
 from ehr.fhir import healthbook as hb
 from ehr.healthbook import bp, common, trends
@@ -72,7 +72,7 @@ def summary(patient_id: str, encounter_id: str) -> str | Response:
     sends the same page as a file that opens offline."""
     book, one = healthbook.visit(common.store(), common.ctx(), patient_id, encounter_id)
     title = summary_title(one)
-    page = render_template("healthbook/summary.html", book=book, v=one, title=title, pid=patient_id, printed=datetime.now(hb.VN))
+    page = render_template("healthbook/summary.html", book=book, v=one, title=title, pid=patient_id, printed=clock.local_now())
     if request.args.get("download"):
         return _attachment(page, f"{title}.html", "text/html")
     return page
@@ -115,7 +115,7 @@ def emergency_card(patient_id: str) -> str | Response:
     """One page for emergencies: self-contained (inline style, no other file), so it keeps
     working offline once saved or printed."""
     book = healthbook.book(common.store(), common.ctx(), patient_id)
-    page = render_template("healthbook/emergency_card.html", book=book, pid=patient_id, printed=datetime.now(hb.VN))
+    page = render_template("healthbook/emergency_card.html", book=book, pid=patient_id, printed=clock.local_now())
     if request.args.get("download"):
         return _attachment(page, _("Thẻ-cấp-cứu") + ".html", "text/html")
     return page

@@ -16,7 +16,8 @@ from ehr.services import directory, healthbook_privacy
 ACTIONS = {
     "read": _l("Xem"), "vread": _l("Xem"), "history": _l("Xem lịch sử thay đổi"), "search": _l("Tra cứu"),
     "everything": _l("Xem toàn bộ hồ sơ"), "create": _l("Ghi thêm"), "update": _l("Sửa"), "patch": _l("Sửa"), "delete": _l("Xóa"),
-    "break-glass": _l("Mở hồ sơ khẩn cấp"), "care.check-in": _l("Tiếp nhận khám (quét CCCD)"), "care.record": _l("Ghi nhận đang điều trị"),
+    "break-glass": _l("Mở hồ sơ khẩn cấp"), "care.check-in": _l("Tiếp nhận khám theo số CCCD"), "care.record": _l("Ghi nhận đang điều trị"),
+    "care.end": _l("Kết thúc quan hệ điều trị"),
     "care.representative": _l("Ghi nhận người đại diện"), "account.create": _l("Tạo tài khoản sổ sức khỏe"),
     "account.link": _l("Liên kết tài khoản"), "export": _l("Xuất dữ liệu"), "login": _l("Đăng nhập"), "sign": _l("Ký số"),
 }
@@ -35,13 +36,17 @@ DURATIONS = {30: _l("1 tháng"), 90: _l("3 tháng"), 180: _l("6 tháng"), 365: _
 KINDS = {"correction": _l("Sửa thông tin sai"), "deletion": _l("Xóa dữ liệu")}
 REQUEST_STATUS = {"requested": _l("Đã gửi, đang chờ xử lý"), "accepted": _l("Đã chấp nhận"), "rejected": _l("Bị từ chối"),
                   "completed": _l("Đã hoàn thành"), "in-progress": _l("Đang xử lý"), "cancelled": _l("Đã hủy")}
+CARE_SOURCES = {"registered": _l("Đăng ký khám tại cơ sở"), "check-in": _l("Tiếp nhận khám bằng CCCD"),
+                "consent": _l("Tiếp nhận khám theo sự đồng ý chia sẻ của bạn"), "break-glass": _l("Tiếp nhận cấp cứu"),
+                "admin": _l("Cơ sở ghi nhận đang điều trị")}
 NOTICES = {"granted": _l("Đã cho phép cơ sở truy cập hồ sơ."), "revoked": _l("Đã thu hồi quyền truy cập."),
+           "ended": _l("Đã kết thúc quan hệ điều trị: cơ sở không còn xem được hồ sơ (trừ khi bạn đến khám lại)."),
            "requested": _l("Đã gửi yêu cầu. Cơ sở y tế phải xác nhận trong 2 ngày làm việc.")}
 
 
 def _labels() -> dict[str, Any]:
     return {"actions": ACTIONS, "types": TYPES, "who": WHO, "purposes": PURPOSES, "durations": DURATIONS, "kinds": KINDS,
-            "request_status": REQUEST_STATUS, "notice": NOTICES.get(request.args.get("m", ""))}
+            "request_status": REQUEST_STATUS, "care_sources": CARE_SOURCES, "notice": NOTICES.get(request.args.get("m", ""))}
 
 
 @bp.get("/<patient_id>/access-log")
@@ -56,9 +61,10 @@ def _sharing(patient_id: str, status: int = 200, errors: dict[str, str] | None =
     q = request.values.get("q", "").strip()
     found = directory.search_organizations(common.store(), common.ctx(), q) if q else []
     shared = healthbook_privacy.grants(common.store(), common.ctx(), patient_id)
+    caring = healthbook_privacy.caring(common.store(), common.ctx(), patient_id)
     page = render_template(
         "healthbook/sharing.html", q=q, found=found, active=[s for s in shared if s.grant.active],
-        past=[s for s in shared if not s.grant.active], errors=errors or {}, values=values or {"purpose": "TREAT", "days": "90"},
+        past=[s for s in shared if not s.grant.active], caring=caring, care_days=common.store().care_days, errors=errors or {}, values=values or {"purpose": "TREAT", "days": "90"},
         consent_text=healthbook_privacy.CONSENT_TEXT, **_labels(), **common.frame(patient_id),
     )
     return page, status
@@ -96,6 +102,13 @@ def sharing(patient_id: str) -> tuple[str, int] | Response:
 def revoke(patient_id: str, consent_id: str) -> Response:
     healthbook_privacy.revoke(common.store(), common.ctx(), patient_id, consent_id)
     return redirect(url_for("healthbook.sharing", patient_id=patient_id, m="revoked"))  # type: ignore[return-value]
+
+
+@bp.post("/<patient_id>/sharing/care/<organization_id>/end")
+@login_required(kind="patient")
+def end_care(patient_id: str, organization_id: str) -> Response:
+    healthbook_privacy.end_care(common.store(), common.ctx(), patient_id, organization_id)
+    return redirect(url_for("healthbook.sharing", patient_id=patient_id, m="ended"))  # type: ignore[return-value]
 
 
 @bp.route("/<patient_id>/requests", methods=["GET", "POST"])

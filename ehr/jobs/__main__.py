@@ -1,7 +1,7 @@
 """The job runner: claims Bulk Data export jobs from the database and runs them; deletes expired
-exports; seals the audit chain every second and checkpoints its head every minute. Started by the
-gunicorn master (gunicorn.conf.py) and stops when its parent goes away, so a killed server never
-leaves an orphan behind; any runner resumes what a dead one left."""
+exports; seals the audit chain every second (each seal replaces the head file) and checkpoints its
+head every minute. Started by the gunicorn master (gunicorn.conf.py) and stops when its parent goes
+away, so a killed server never leaves an orphan behind; any runner resumes what a dead one left."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ import os
 import signal
 import sys
 import time
-from pathlib import Path
 
 from ehr import audit_relay_path, create_app
 from ehr.services import export
@@ -25,7 +24,7 @@ def main() -> int:
     store = app.extensions["ehr.store"]
     settings = app.extensions["ehr.export"]
     audit_key = app.extensions["ehr.secrets"].audit_key
-    checkpoints = Path(app.config.get("EHR_AUDIT_CHECKPOINT_FILE") or Path(app.instance_path) / "audit-checkpoints.log")
+    checkpoints, head = audit.trail_files(app.config, app.instance_path)
     seal_every = float(os.environ.get("EHR_AUDIT_SEAL_SECONDS", "1"))
     checkpoint_every = float(os.environ.get("EHR_AUDIT_CHECKPOINT_SECONDS", "60"))
     anchor = None  # the chain head this runner sealed last: the chain must still hold it
@@ -60,7 +59,7 @@ def main() -> int:
         if time.monotonic() - last_seal >= seal_every:
             last_seal = time.monotonic()
             try:
-                if audit.seal(store.engine, audit_key, anchor=anchor or audit.last_checkpoint(checkpoints)):
+                if audit.seal(store.engine, audit_key, anchor=anchor or audit.anchor_of(head, checkpoints), head_file=head):
                     anchor = audit.sealed_head(store.engine)
                 if time.monotonic() - last_checkpoint >= checkpoint_every:
                     audit.checkpoint(store.engine, checkpoints)  # writes only when the head moved

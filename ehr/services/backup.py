@@ -122,7 +122,7 @@ def shred_log_path(store: Store | None = None) -> Path | None:
 def append_shred(path: Path, compartment: str) -> None:
     """Append one shred (the compartment id and the time) and fsync it; raises OSError on failure."""
     line = f"{compartment} {datetime.now(UTC).strftime('%Y-%m-%dT%H:%M:%SZ')}\n".encode("ascii")
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     created = not path.exists()
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
     try:
@@ -322,7 +322,7 @@ def backup(
     )
     head = MAGIC + struct.pack(">I", len(header)) + header
     header_digest = hashlib.sha256(head).digest()
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)  # a new folder: owner only; the file is 0600
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=str(path.parent))
     tmp = Path(tmp_name)
     summaries: list[TableSummary] = []
@@ -741,24 +741,36 @@ def _reset_sequences(conn: Connection) -> None:
         )
 
 
-def restart_checkpoints(engine: Engine, path: Path) -> str | None:
-    """After a restore: keep the audit checkpoint file usable for the restored chain.
+def restart_checkpoints(engine: Engine, path: Path, head_file: Path | None = None) -> str | None:
+    """After a restore: keep the audit checkpoint file and the head file usable for the restored chain.
 
-    A checkpoint newer than the restored chain head (the backup predates it) would stop the sealer
-    (`ChainBroken`) and fail every verify: that file is moved aside (kept, renamed) and a new one
-    starts at the restored head. Returns what was done, or None."""
-    last = audit.last_checkpoint(path)
-    note = None
-    if last is not None:
-        with engine.connect() as conn:
-            stored = conn.execute(text("SELECT mac FROM audit_chain WHERE seq = :s"), {"s": last[0]}).scalar()
-        if stored is None or bytes(stored) != last[1]:
-            aside = path.with_name(f"{path.name}.before-restore-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}")
-            os.replace(path, aside)
-            note = f"the audit checkpoint file held heads newer than the restored chain: moved to {aside}"
+    A head newer than the restored chain head (the backup predates it) would stop the sealer
+    (`ChainBroken`) and fail every verify: such a file is moved aside (kept, renamed); the
+    checkpoint file starts again at the restored head, and the head file names it. Returns what
+    was done, or None."""
+    aside = _set_aside_if_newer(engine, path)
+    note = f"the audit checkpoint file held heads newer than the restored chain: moved to {aside}" if aside else None
+    if head_file is not None and (head_aside := _set_aside_if_newer(engine, head_file)):
+        note = (note + "; " if note else "") + f"the audit head file named a newer head: moved to {head_aside}"
     point = audit.checkpoint(engine, path)
+    if point is not None and head_file is not None:
+        audit.record_head(head_file, point[0], bytes.fromhex(point[1]))
     if point is not None and note is None:
         note = f"audit checkpoint file {path} now ends at the restored head {point[0]}"
     elif point is not None:
         note += f"; a new one starts at the restored head {point[0]}"
     return note
+
+
+def _set_aside_if_newer(engine: Engine, path: Path) -> Path | None:
+    """Rename a checkpoint or head file whose last head the chain does not hold; the new name, or None."""
+    last = audit.last_checkpoint(path)
+    if last is None:
+        return None
+    with engine.connect() as conn:
+        stored = conn.execute(text("SELECT mac FROM audit_chain WHERE seq = :s"), {"s": last[0]}).scalar()
+    if stored is not None and bytes(stored) == last[1]:
+        return None
+    aside = path.with_name(f"{path.name}.before-restore-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}")
+    os.replace(path, aside)
+    return aside

@@ -1,7 +1,13 @@
 """Care relationships and emergency (break-glass) access: how staff come to see a patient.
 
-- `check_in`: the patient presents their citizen ID at a facility's desk; staff look the number
-  up and the facility starts a care relationship with the patient (audited, shown to the patient).
+- `check_in`: the patient presents their citizen ID at a facility's desk; the facility starts (or
+  renews) a care relationship with the patient, audited and shown to the patient, who can end it.
+  Only for the facility's own patients (registered there, or already in its care) or with a basis
+  for another facility's patient: the patient's active Consent naming the facility, or the
+  clinician's own break-glass grant. Without one the answer is the one an unregistered number
+  gets, so a typed number tells nothing, and the attempt goes into the holder's trail.
+- Care relationships end `Store.care_days` (EHR_CARE_DAYS, 90) after the facility's latest check-in
+  or Encounter with the patient, or when the patient ends them on the sharing page (`end`).
 - `record`: a facility admin records a care relationship for a known patient.
 - `break_glass`: a clinician opens a record without consent in an emergency, stating a reason;
   the grant is personal (the clinician's account), time-limited, audited with the reason
@@ -21,9 +27,10 @@ from ehr.services import auditing, indexing
 from ehr.services.context import AccessContext
 from ehr.services.policy import Denied
 from ehr.store import access, index
-from ehr.store.access import INTERNAL
+from ehr.store.access import INTERNAL, Restriction
 from ehr.store.keys import CompartmentErased, now_us
 from ehr.store.runtime import Store
+from ehr.store.uow import UnitOfWork
 
 CLINICIANS = ("doctor", "nurse")
 BREAK_GLASS_MINUTES = 60
@@ -36,23 +43,55 @@ def _staff(ctx: AccessContext, roles: tuple[str, ...], action: str) -> str:
     return ctx.organization
 
 
+NOT_OPENED = ("no patient record that this facility may open holds this citizen ID: register a new patient, "
+              "or ask the patient to share their record with the facility (health book), or break glass in an emergency")
+
+
 def check_in(store: Store, ctx: AccessContext, national_id: str) -> str:
-    """Find the patient holding this citizen ID and put them in the facility's care; their id."""
+    """Put the patient holding this citizen ID in the facility's care; their id (see the module doc)."""
     organization = _staff(ctx, ("doctor", "nurse", "receptionist", "admin"), "care.check-in")
+    number = _number(national_id)
+    now = now_us()
+    basis = None
+    with store.writing(INTERNAL) as uow:
+        patient_id = _holder(uow, store, number)
+        basis = _basis(uow, ctx, organization, patient_id, now) if patient_id else None
+        if patient_id and basis:
+            access.add_care(uow, organization, patient_id, basis, now, store.care_expiry(now))
+            auditing.queued(uow, store, ctx, "care.check-in", resource_type="Patient", logical_id=patient_id, compartment=patient_id,
+                            detail={"basis": basis})
+    if not patient_id or not basis:
+        # The refused attempt is in the holder's trail (the patient sees who tried), not in the caller's answer.
+        auditing.event(store, ctx, "care.check-in", "failure", resource_type="Patient" if patient_id else None,
+                       logical_id=patient_id, compartment=patient_id)
+        raise not_found(NOT_OPENED)
+    return patient_id
+
+
+def _number(national_id: str) -> str:
     try:
-        number = check_cccd(national_id)
+        return check_cccd(national_id)
     except IdentifierError:
         raise bad_request("not a valid 12-digit citizen ID (CCCD) number", "national_id") from None
-    with store.writing(INTERNAL) as uow:
-        holders = index.token_holders(uow, "Patient", indexing.NATIONAL_ID, indexing.national_id_token(store, number))
-        if len(holders) == 1:
-            patient_id = holders[0]
-            access.add_care(uow, organization, patient_id, "check-in", now_us())
-            auditing.queued(uow, store, ctx, "care.check-in", resource_type="Patient", logical_id=patient_id, compartment=patient_id)
-    if len(holders) != 1:
-        auditing.event(store, ctx, "care.check-in", "failure")
-        raise not_found("no registered patient holds this citizen ID; register the patient")
-    return patient_id
+
+
+def _holder(uow: UnitOfWork, store: Store, number: str) -> str | None:
+    holders = index.token_holders(uow, "Patient", indexing.NATIONAL_ID, indexing.national_id_token(store, number))
+    return holders[0] if len(holders) == 1 else None
+
+
+def _basis(uow: UnitOfWork, ctx: AccessContext, organization: str, patient_id: str, now: int) -> str | None:
+    """Why this facility may take the patient into its care now, or None."""
+    creator = access.creator_of(uow, "Patient", patient_id)
+    if creator == organization or access.in_care(uow, organization, patient_id, now):
+        return "check-in"
+    def opens(restriction: Restriction) -> bool:
+        return access.row_visible(uow, restriction, patient_id, creator, "Patient")
+    if ctx.account_id and opens(Restriction(break_glass_account=ctx.account_id, now_us=now, shared=False)):
+        return "break-glass"
+    if opens(Restriction(consent_org=organization, purpose=ctx.purpose, now_us=now, shared=False)):
+        return "consent"
+    return None
 
 
 def record(store: Store, ctx: AccessContext, patient_id: str, organization: str | None = None) -> None:
@@ -65,8 +104,12 @@ def record(store: Store, ctx: AccessContext, patient_id: str, organization: str 
     with store.writing(INTERNAL) as uow:
         if not index.live_of_type(uow, "Patient", [patient_id], None, 1):
             raise not_found(f"Patient/{patient_id} is not known")
-        access.add_care(uow, organization, patient_id, "admin", now_us())
-        auditing.queued(uow, store, ctx, "care.record", resource_type="Patient", logical_id=patient_id, compartment=patient_id)
+        now = now_us()
+        access.add_care(uow, organization, patient_id, "admin", now, store.care_expiry(now))
+        # The facility is named: an operator records care for any facility, and `audit verify`
+        # ties each care row to the record that started it.
+        auditing.queued(uow, store, ctx, "care.record", resource_type="Patient", logical_id=patient_id, compartment=patient_id,
+                        detail={"organization": organization})
 
 
 @dataclass(frozen=True)
@@ -77,14 +120,7 @@ class Grant:
 
 def break_glass(store: Store, ctx: AccessContext, patient_id: str, reason: str, minutes: int = BREAK_GLASS_MINUTES) -> Grant:
     """Emergency access for one clinician to one patient, for a limited time, with a reason."""
-    organization = _staff(ctx, CLINICIANS, "break-glass")
-    if not ctx.account_id:
-        raise Denied(403, [Issue("forbidden", "break-glass is personal: sign in with your own account")], "break-glass")
-    text = " ".join((reason or "").split())
-    if len(text) < 10:
-        raise bad_request("state the emergency reason (at least 10 characters)", "reason")
-    if not 1 <= minutes <= MAX_BREAK_GLASS_MINUTES:
-        raise bad_request(f"break-glass lasts 1 to {MAX_BREAK_GLASS_MINUTES} minutes", "minutes")
+    organization, text = _emergency(ctx, reason, minutes)
     now = now_us()
     expires = now + minutes * 60_000_000
     with store.writing(INTERNAL) as uow:
@@ -101,6 +137,32 @@ def break_glass(store: Store, ctx: AccessContext, patient_id: str, reason: str, 
             detail={"reason": text, "minutes": minutes}, under_patient=True,
         )
     return Grant(patient_id, expires)
+
+
+def break_glass_by_national_id(store: Store, ctx: AccessContext, national_id: str, reason: str,
+                               minutes: int = BREAK_GLASS_MINUTES) -> Grant:
+    """Break glass for the patient holding a presented citizen ID (the desk knows no record id)."""
+    _emergency(ctx, reason, minutes)  # refuse a bad request before looking the number up
+    number = _number(national_id)
+    with store.reading(INTERNAL) as uow:
+        patient_id = _holder(uow, store, number)
+    if patient_id is None:
+        auditing.event(store, ctx, "break-glass", "failure")
+        raise not_found(NOT_OPENED)
+    return break_glass(store, ctx, patient_id, reason, minutes)
+
+
+def _emergency(ctx: AccessContext, reason: str, minutes: int) -> tuple[str, str]:
+    """The clinician's facility and the normalised reason of a valid break-glass request."""
+    organization = _staff(ctx, CLINICIANS, "break-glass")
+    if not ctx.account_id:
+        raise Denied(403, [Issue("forbidden", "break-glass is personal: sign in with your own account")], "break-glass")
+    text = " ".join((reason or "").split())
+    if len(text) < 10:
+        raise bad_request("state the emergency reason (at least 10 characters)", "reason")
+    if not 1 <= minutes <= MAX_BREAK_GLASS_MINUTES:
+        raise bad_request(f"break-glass lasts 1 to {MAX_BREAK_GLASS_MINUTES} minutes", "minutes")
+    return organization, text
 
 
 def _reason_aad(patient_id: str, account_id: str, created_at: int) -> bytes:
@@ -128,6 +190,34 @@ def emergency_accesses(store: Store, patient_id: str) -> list[EmergencyAccess]:
                 reason = None  # the patient's record was erased: the reason went with it
             out.append(EmergencyAccess(row["account_id"], row["organization_id"], reason, row["created_at"], row["expires_at"]))
     return out
+
+
+@dataclass(frozen=True)
+class CareRelationship:
+    organization_id: str
+    source: str  # registered, check-in, consent, break-glass, admin
+    since: int  # µs since the epoch
+    until: int
+
+
+def relationships(store: Store, patient_id: str) -> list[CareRelationship]:
+    """The facilities that have the patient in their care now, newest first (the patient sees these)."""
+    with store.reading(INTERNAL) as uow:
+        rows = access.care_for_patient(uow, patient_id, now_us())
+    return [CareRelationship(r["organization_id"], r["source"], r["created_at"], r["expires_at"]) for r in rows]
+
+
+def end(store: Store, ctx: AccessContext, patient_id: str, organization_id: str) -> None:
+    """The patient (or their representative) ends a facility's care: its next request no longer
+    sees the record (what it wrote stays its own). `ctx` must already be the patient's (see
+    `healthbook.for_patient`); the end is in the patient's trail."""
+    if ctx.kind != "patient" or ctx.on_behalf_of != patient_id:
+        raise Denied(403, [Issue("forbidden", "only the patient or their representative ends a care relationship")], "care.end")
+    with store.writing(INTERNAL) as uow:
+        if not access.end_care(uow, organization_id, patient_id):
+            raise not_found("this facility does not have the patient in its care")
+        auditing.queued(uow, store, ctx, "care.end", resource_type="Patient", logical_id=patient_id, compartment=patient_id,
+                        detail={"organization": organization_id})
 
 
 def add_representative(store: Store, ctx: AccessContext, account_id: str, patient_id: str) -> None:

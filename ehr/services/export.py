@@ -21,7 +21,7 @@ import struct
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, BinaryIO, Iterator
 
 from ehr.crypto.envelope import DataKey, generate_data_key
 from ehr.fhir.outcomes import FhirError, Issue, bad_request, not_found
@@ -233,13 +233,14 @@ def _run(store: Store, settings: ExportSettings, job: dict[str, Any], owner: str
     gate = policy.gate(ctx)
     members = _group_members(store, ctx, job["group_id"]) if job["level"] == "group" else None
     folder = settings.directory / job_id
-    folder.mkdir(parents=True, exist_ok=True)
+    settings.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    folder.mkdir(mode=0o700, exist_ok=True)  # files of patient data (encrypted): owner only
     for rtype in progress["types"]:
         if rtype in progress["done"]:
             continue
         state = progress["files"].setdefault(rtype, {"after": "", "chunks": 0, "bytes": 0, "count": 0})
         path = folder / f"{rtype}.ndjson.enc"
-        with open(path, "ab") as fh:
+        with _append(path) as fh:
             fh.truncate(state["bytes"])  # drop whatever a dead runner wrote after its last checkpoint
         while True:
             with store.reading(gate) as uow:
@@ -252,7 +253,7 @@ def _run(store: Store, settings: ExportSettings, job: dict[str, Any], owner: str
             if lines:
                 auditing.disclosed(store, ctx, "export", resource_type=rtype, logical_id=job_id, versions=chosen)
                 blob = key.seal(lines, _chunk_aad(job_id, rtype, state["chunks"]))
-                with open(path, "ab") as fh:
+                with _append(path) as fh:
                     fh.write(_LENGTH.pack(len(blob)) + blob)
                     fh.flush()
                     os.fsync(fh.fileno())
@@ -265,6 +266,11 @@ def _run(store: Store, settings: ExportSettings, job: dict[str, Any], owner: str
         _checkpoint(store, job_id, owner, progress, settings)
     with store.writing(INTERNAL) as uow:
         exports.finish(uow, job_id, owner, "completed", now_us(), now_us() + settings.ttl_seconds * 1_000_000)
+
+
+def _append(path: Path) -> BinaryIO:
+    """An export file opened for appending, created with mode 0600 (never readable by others)."""
+    return os.fdopen(os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600), "ab")
 
 
 def _checkpoint(store: Store, job_id: str, owner: str, progress: dict[str, Any], settings: ExportSettings,

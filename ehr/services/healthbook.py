@@ -21,6 +21,7 @@ from sqlalchemy import select
 
 from ehr.fhir import bundles as bundle_bytes
 from ehr.fhir import healthbook as hb
+from ehr.fhir import visit as visit_docs
 from ehr.fhir import jsonio
 from ehr.fhir.outcomes import Issue, not_found
 from ehr.fhir.resources import is_valid_id
@@ -73,7 +74,8 @@ def record(store: Store, ctx: AccessContext, patient_id: str) -> list[StoredVers
 
 def book(store: Store, ctx: AccessContext, patient_id: str, now: datetime | None = None) -> hb.Book:
     docs = [jsonio.loads_stored(v.body) for v in record(store, ctx, patient_id) if v.body]
-    return hb.build(patient_id, docs, now or datetime.now(hb.VN))
+    # The patient reads a clinic visit once it is signed, never a draft as if it were final.
+    return hb.build(patient_id, visit_docs.without_drafts(docs), now or datetime.now(hb.VN))
 
 
 def visit(store: Store, ctx: AccessContext, patient_id: str, encounter_id: str) -> tuple[hb.Book, hb.Visit]:

@@ -9,7 +9,8 @@
   Art. 6): per purpose, for a period, naming one organization, with its proof (`dateTime`,
   `performer`, `policy.uri` of the versioned text the patient agreed to, `provision.type`,
   `provision.purpose`, see `rules.check_consent`). Revoking sets the Consent inactive; the store
-  honours it on the hospital's next request.
+  honours it on the hospital's next request. The page also lists the facilities that have the
+  patient in their care (registered or checked in there) until when, and ends any of them.
 - Data requests: `data_requests` (Task) for the patient or a patient they represent.
 """
 
@@ -163,6 +164,25 @@ def revoke(store: Store, ctx: AccessContext, patient_id: str, consent_id: str) -
         return
     doc["status"] = "inactive"
     resources.update(store, ctx, "Consent", consent_id, doc, if_match=seen.version_id)
+
+
+@dataclass(frozen=True)
+class Caring:
+    relationship: care.CareRelationship
+    organization: str  # the facility's name from the directory (its id if it has none)
+
+
+def caring(store: Store, ctx: AccessContext, patient_id: str) -> list[Caring]:
+    """The facilities that see the record because the patient is in their care."""
+    ctx = for_patient(store, ctx, patient_id)
+    found = care.relationships(store, patient_id)
+    named = directory.names(store, ctx, {r.organization_id for r in found})
+    return [Caring(r, named.get(r.organization_id, r.organization_id)) for r in found]
+
+
+def end_care(store: Store, ctx: AccessContext, patient_id: str, organization_id: str) -> None:
+    """End a facility's care relationship with the patient (the patient or their representative)."""
+    care.end(store, for_patient(store, ctx, patient_id), patient_id, organization_id)
 
 
 # --- data requests --------------------------------------------------------------------------------------

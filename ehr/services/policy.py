@@ -260,7 +260,7 @@ def check_may_change(uow: UnitOfWork, ctx: AccessContext | None, resource_type: 
         return
     if resource_type == "Organization" and org is not None and logical_id == org and action != "delete":
         return
-    if resource_type == "Patient" and org is not None and action != "delete" and access.in_care(uow, org, logical_id):
+    if resource_type == "Patient" and org is not None and action != "delete" and access.in_care(uow, org, logical_id, now_us()):
         return
     raise _forbidden(action, resource_type, logical_id,
                      "only the organization that wrote this resource may change or delete it; record an amendment as a new resource")
@@ -283,6 +283,6 @@ def may_merge(uow: UnitOfWork, ctx: AccessContext, source_id: str, target_id: st
     if ctx.unrestricted:
         return
     if ctx.kind == "staff" and ctx.role == "admin" and ctx.organization:
-        if access.in_care(uow, ctx.organization, source_id) and access.in_care(uow, ctx.organization, target_id):
+        if access.in_care(uow, ctx.organization, source_id, now_us()) and access.in_care(uow, ctx.organization, target_id, now_us()):
             return
     raise _forbidden("merge", "Patient", None, _MERGE_REFUSED)

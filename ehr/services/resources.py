@@ -229,7 +229,9 @@ def write_prepared(
     index.replace(uow, resource_type, logical_id, compartment, rows, fresh=previous is None)
     gate = uow.access
     if resource_type == "Patient" and previous is None and gate.care_org_on_register:
-        access.add_care(uow, gate.care_org_on_register, logical_id, "registered", stamp)  # staff registered the patient
+        access.add_care(uow, gate.care_org_on_register, logical_id, "registered", stamp, store.care_expiry(stamp))  # staff registered the patient
+    elif resource_type == "Encounter" and compartment and gate.care_org_on_register and method != "DELETE":
+        access.renew_care(uow, gate.care_org_on_register, compartment, stamp, store.care_expiry(stamp))  # a visit extends the care
     _audit_write(uow, store, action, resource_type, logical_id, compartment)
     return StoredVersion(resource_type, logical_id, version_id, stamp, method, False, body, compartment=compartment)
 

@@ -124,7 +124,8 @@ def predicate(
     if r.representative:
         parts.append(compartment.in_(select(representations.c.patient_id).where(representations.c.account_id == r.representative)))
     if r.care_org:
-        parts.append(compartment.in_(select(care_relationships.c.patient_id).where(care_relationships.c.organization_id == r.care_org)))
+        cared = select(care_relationships.c.patient_id).where(care_relationships.c.organization_id == r.care_org, care_relationships.c.expires_at > r.now_us)
+        parts.append(compartment.in_(cared))
     if r.break_glass_account:
         grants = select(break_glass.c.patient_id).where(break_glass.c.account_id == r.break_glass_account, break_glass.c.expires_at > r.now_us)
         parts.append(compartment.in_(grants))
@@ -196,12 +197,38 @@ INTERNAL = Gate()  # the server's own jobs and operators' commands
 # --- care relationships, break-glass ----------------------------------------------------------------
 
 
-def add_care(uow: UnitOfWork, organization_id: str, patient_id: str, source: str, now: int) -> None:
-    exists = uow.execute(
-        select(care_relationships.c.patient_id).where(care_relationships.c.organization_id == organization_id, care_relationships.c.patient_id == patient_id)
-    ).first()
-    if not exists:
-        uow.execute(insert(care_relationships).values(organization_id=organization_id, patient_id=patient_id, created_at=now, source=source))
+def add_care(uow: UnitOfWork, organization_id: str, patient_id: str, source: str, now: int, expires_at: int) -> None:
+    """Start a care relationship, or renew it; an expired one starts afresh (new source, new start)."""
+    match = (care_relationships.c.organization_id == organization_id, care_relationships.c.patient_id == patient_id)
+    row = uow.execute(select(care_relationships.c.expires_at).where(*match)).first()
+    if row is None:
+        uow.execute(insert(care_relationships).values(
+            organization_id=organization_id, patient_id=patient_id, created_at=now, source=source, expires_at=expires_at))
+    elif row[0] <= now:
+        uow.execute(update(care_relationships).where(*match).values(created_at=now, source=source, expires_at=expires_at))
+    else:
+        uow.execute(update(care_relationships).where(*match).values(expires_at=max(row[0], expires_at)))
+
+
+def renew_care(uow: UnitOfWork, organization_id: str, patient_id: str, now: int, expires_at: int) -> None:
+    """An encounter of a facility with a patient in its care extends the care (never revives an ended one)."""
+    uow.execute(update(care_relationships).where(
+        care_relationships.c.organization_id == organization_id, care_relationships.c.patient_id == patient_id,
+        care_relationships.c.expires_at > now, care_relationships.c.expires_at < expires_at,
+    ).values(expires_at=expires_at))
+
+
+def end_care(uow: UnitOfWork, organization_id: str, patient_id: str) -> bool:
+    """The patient ends a care relationship; whether there was one."""
+    done = uow.execute(delete(care_relationships).where(
+        care_relationships.c.organization_id == organization_id, care_relationships.c.patient_id == patient_id))
+    return bool(done.rowcount)
+
+
+def care_for_patient(uow: UnitOfWork, patient_id: str, now: int) -> list[dict[str, Any]]:
+    """The patient's unexpired care relationships, newest first."""
+    stmt = select(care_relationships).where(care_relationships.c.patient_id == patient_id, care_relationships.c.expires_at > now)
+    return [dict(r._mapping) for r in uow.execute(stmt.order_by(care_relationships.c.created_at.desc()))]
 
 
 def add_representation(uow: UnitOfWork, account_id: str, patient_id: str, recorded_by: str, now: int) -> None:
@@ -212,9 +239,18 @@ def add_representation(uow: UnitOfWork, account_id: str, patient_id: str, record
         uow.execute(insert(representations).values(account_id=account_id, patient_id=patient_id, created_at=now, recorded_by=recorded_by))
 
 
-def in_care(uow: UnitOfWork, organization_id: str, patient_id: str) -> bool:
-    stmt = select(care_relationships.c.patient_id).where(care_relationships.c.organization_id == organization_id, care_relationships.c.patient_id == patient_id)
+def in_care(uow: UnitOfWork, organization_id: str, patient_id: str, now: int) -> bool:
+    stmt = select(care_relationships.c.patient_id).where(
+        care_relationships.c.organization_id == organization_id, care_relationships.c.patient_id == patient_id,
+        care_relationships.c.expires_at > now)
     return uow.execute(stmt).first() is not None
+
+
+def creator_of(uow: UnitOfWork, resource_type: str, logical_id: str) -> str | None:
+    """The organization that wrote a resource first (None: a person, an operator, or no such resource)."""
+    stmt = select(resources.c.created_by_org).where(resources.c.resource_type == resource_type, resources.c.logical_id == logical_id)
+    row = uow.execute(stmt).first()
+    return row[0] if row else None
 
 
 def add_break_glass(uow: UnitOfWork, row: dict[str, Any]) -> None:

@@ -4,15 +4,19 @@
 - Reads: `GroupCommitter.write` blocks until the row is durable (fail closed); the rows of
   concurrent requests in one process share one commit (group commit).
 - `seal` extends the chain: mac_i = HMAC(audit key, mac_(i-1) || canonical row_i), stored in
-  `audit_chain`; `checkpoint` appends the head to a file outside the database.
+  `audit_chain`, and replaces the head file with the new head; `checkpoint` appends the head to a
+  file outside the database.
 - `verify` recomputes the chain: a modified, deleted, inserted or reordered row breaks it; a
-  truncation after a checkpoint leaves the checkpoint's row missing.
+  truncation leaves the head file's (or a checkpoint's) row missing. It also checks the tables the
+  sealed rows vouch for (`ehr.store.audit_coverage`): audit_subjects, break_glass,
+  care_relationships and the history of Consents.
 
 Rows carry no personal data in plaintext: ids are random UUIDs; free text is encrypted.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import hmac
 import json
@@ -22,13 +26,14 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator, Mapping
 
 from sqlalchemy import func, insert, select, text
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.exc import IntegrityError
 
+from ehr.store import audit_coverage
 from ehr.store.keys import CompartmentErased, DataKeyStore, now_us
 from ehr.store.schema import SHARED_COMPARTMENT, audit_chain, audit_log, audit_subjects
 from ehr.store.uow import UnitOfWork
@@ -91,9 +96,14 @@ def _insert_queued(uow: UnitOfWork) -> None:
 
 def subjects_of(item: dict[str, Any]) -> set[str]:
     """The patients an audit row is about: its compartment and the patients it lists."""
-    found = set((item.get("patients") or "").split())
-    if item.get("compartment") and item["compartment"] != SHARED_COMPARTMENT:
-        found.add(item["compartment"])
+    return subjects(item.get("compartment"), item.get("patients"))
+
+
+def subjects(compartment: str | None, patients: str | None) -> set[str]:
+    """`subjects_of` from the two columns (verify derives audit_subjects from sealed rows with it)."""
+    found = set((patients or "").split())
+    if compartment and compartment != SHARED_COMPARTMENT:
+        found.add(compartment)
     return found
 
 
@@ -226,9 +236,13 @@ class GroupCommitter:
 #   chain does not list, gaps included) or reordered row, and a changed or forged chain mac, are each
 #   reported at their row (the check re-synchronises on the stored mac and goes on);
 # - a truncation (the newest rows deleted together with their chain rows) leaves the chain
-#   consistent; the checkpoint file kept outside the database catches it: the checkpoint's row is
-#   gone, or its seq was reused and its mac differs. Rows sealed after the last checkpoint can be
-#   truncated unseen, so checkpoint often (the job runner: every minute);
+#   consistent; the files kept outside the database catch it: the head file (replaced by every
+#   seal that sealed rows) and the checkpoint file (appended every minute, copied off the host)
+#   name a row that is gone, or whose seq was reused with another mac. Someone who can also write
+#   the instance folder can roll the head file back: the checkpoint copy off the host still limits
+#   an unseen cut to the rows sealed after its last line;
+# - the tables the sealed rows vouch for (audit_subjects, break_glass, care_relationships, Consent
+#   versions) are cross-checked against them (`ehr.store.audit_coverage`);
 # - rows not sealed yet (seq > chain head; the job runner seals every second) are not covered:
 #   deleting or changing them cannot be detected, and whoever can INSERT into audit_log can append
 #   rows that will be sealed like the application's own;
@@ -388,11 +402,13 @@ def seal(
     *,
     anchor: tuple[int, bytes] | None = None,
     settle_seconds: float = 5.0,
+    head_file: Path | None = None,
 ) -> int:
     """Extend the chain over unsealed rows, in sequence order. Returns rows sealed.
 
-    `anchor` (seq, mac): a chain row that must still be there (the last checkpoint, or the head this
-    sealer saw last); raises ChainBroken otherwise, sealing nothing."""
+    `anchor` (seq, mac): a chain row that must still be there (the head file's or the last
+    checkpoint's, or the head this sealer saw last); raises ChainBroken otherwise, sealing nothing.
+    `head_file`: replaced with the new head after each committed batch (`record_head`)."""
     postgres = engine.dialect.name == "postgresql"
     keyed = hmac.new(key, digestmod=hashlib.sha256)  # mac_i = HMAC(key, mac_(i-1) || canonical row_i)
     if anchor is not None:
@@ -431,6 +447,8 @@ def seal(
                 raise
             continue
         sealed += len(rows)
+        if head_file is not None:  # after the commit: the file never names a row the chain lacks
+            record_head(head_file, seqs[-1], macs[-1])
 
 
 def _read_checkpoints(path: Path) -> tuple[dict[int, list[bytes]], list[str]]:
@@ -452,7 +470,7 @@ def _read_checkpoints(path: Path) -> tuple[dict[int, list[bytes]], list[str]]:
 
 
 def last_checkpoint(path: Path) -> tuple[int, bytes] | None:
-    """The newest checkpoint (seq, mac) in the file, None if there is none."""
+    """The newest checkpoint (seq, mac) in the file (or the head in a head file), None if there is none."""
     if not path.exists():
         return None
     with open(path, "rb") as fh:
@@ -479,13 +497,53 @@ def checkpoint(engine: Engine, path: Path) -> tuple[int, str] | None:
         return None
     if last_checkpoint(path) == (seq, value):
         return seq, value.hex()
-    line = f"{seq} {value.hex()} {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())}\n"
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a", encoding="ascii") as fh:
-        fh.write(line)
-        fh.flush()
-        os.fsync(fh.fileno())
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    try:
+        os.write(fd, _line(seq, value))
+        os.fsync(fd)
+    finally:
+        os.close(fd)
     return seq, value.hex()
+
+
+def _line(seq: int, value: bytes) -> bytes:
+    return f"{seq} {value.hex()} {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())}\n".encode("ascii")
+
+
+def record_head(path: Path, seq: int, value: bytes) -> None:
+    """Replace the head file with one line "seq mac time": every seal that sealed rows does, so
+    rows sealed since the last checkpoint cannot be cut unseen either (`verify` compares it).
+
+    Atomic (a temporary file, fsync'd, renamed over the old one) and private (0600). The directory
+    is not fsync'd (one fsync a seal, not two): after a power loss the file may hold an older head,
+    which the chain still holds, so a crash never makes a false alarm."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.fchmod(fd, 0o600)  # a leftover temporary file keeps its old mode otherwise
+        os.write(fd, _line(seq, value))
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(temporary, path)
+
+
+def anchor_of(*paths: Path | None) -> tuple[int, bytes] | None:
+    """The newest head the files name (head file, checkpoint file): what the next seal anchors on."""
+    heads = [point for path in paths if path is not None and (point := last_checkpoint(path)) is not None]
+    return max(heads, key=lambda point: point[0]) if heads else None
+
+
+def trail_files(config: Mapping[str, Any], instance_path: str) -> tuple[Path, Path]:
+    """(checkpoint file, head file): EHR_AUDIT_CHECKPOINT_FILE, default
+    `<instance>/audit-checkpoints.log`; EHR_AUDIT_HEAD_FILE, default the checkpoint file's name
+    plus `.head` (next to it, so an instance or a test with its own checkpoint file has its own head)."""
+    configured = config.get("EHR_AUDIT_CHECKPOINT_FILE")
+    checkpoints = Path(configured) if configured else Path(instance_path) / "audit-checkpoints.log"
+    head = config.get("EHR_AUDIT_HEAD_FILE")
+    return checkpoints, Path(head) if head else checkpoints.with_name(checkpoints.name + ".head")
 
 
 @dataclass
@@ -496,15 +554,16 @@ class Verification:
     problems: list[str] = field(default_factory=list)
     head: int = 0  # seq of the chain head verified up to
     checkpoints: int = 0  # checkpoint lines compared
+    recorded_head: int | None = None  # seq of the head file's head, when one was compared
+    covered: dict[str, int] = field(default_factory=dict)  # rows of each table cross-checked with the sealed rows
 
     @property
     def ok(self) -> bool:
         return not self.problems
 
 
-def _stream(engine: Engine, sql: str, upto: int, page: int) -> Iterator[Any]:
-    """Rows of `sql` with seq <= upto in seq order, a page per short read (keyset paging)."""
-    after: Any = _MIN_SEQ
+def _stream(engine: Engine, sql: str, upto: int, page: int, after: Any = _MIN_SEQ) -> Iterator[Any]:
+    """Rows of `sql` with after < seq <= upto in seq order, a page per short read (keyset paging)."""
     while True:
         with engine.connect() as conn:
             rows = _fetch(conn, sql, (after, page))
@@ -517,16 +576,140 @@ def _stream(engine: Engine, sql: str, upto: int, page: int) -> Iterator[Any]:
         after = rows[-1][0]
 
 
+_AT = {name: i for i, name in enumerate(_FIELDS)}
+
+
+_EVENT_FIELDS = ("seq", "recorded_at", "action", "outcome", "principal", "organization", "compartment", "resource_type", "logical_id")
+Opener = Callable[[Any], dict[str, Any] | None]
+
+
+def _event(values: Any, sealed: bool, opener: Opener | None) -> audit_coverage.Event:
+    event = audit_coverage.Event(**{name: values[_AT[name]] for name in _EVENT_FIELDS}, sealed=sealed)
+    if (opener is not None and event.action in audit_coverage.CARE_ACTIONS and values[_AT["detail"]] is not None
+            and audit_coverage.facility_of(event) is None):  # a patient's care.end: the facility is in the detail
+        named = (opener(values) or {}).get("organization")
+        event = dataclasses.replace(event, named_facility=named if isinstance(named, str) else None)
+    return event
+
+
+def _detail_opener(engine: Engine, keys: DataKeyStore) -> Opener:
+    """Opens the encrypted detail of a row given as values (only care rows that name their facility
+    nowhere else come here: few); None when it cannot be opened (then the row names no facility)."""
+
+    def opened(values: Any) -> dict[str, Any] | None:
+        try:
+            with UnitOfWork(engine, write=False) as uow:
+                detail = open_row(uow, keys, dict(zip(_FIELDS, values)))["detail"]
+        except Exception:  # noqa: BLE001 - a tampered detail is the chain's finding, not a crash
+            return None
+        return detail if isinstance(detail, dict) else None
+
+    return opened
+
+
+# Where each expected head comes from: a checkpoint line, or the head file (its own messages).
+_CHECKPOINT, _HEAD = "checkpoint", "head"
+
+
+def _expected_heads(
+    checkpoints: Path | None, head_file: Path | None, report: Verification, problem: audit_coverage.Problem
+) -> dict[int, list[tuple[bytes, str]]]:
+    """The heads the files outside the database name, by seq (read before the database: a head
+    recorded meanwhile is never asked of a chain read earlier)."""
+    pending: dict[int, list[tuple[bytes, str]]] = {}
+    if checkpoints is not None and checkpoints.exists():
+        entries, unreadable = _read_checkpoints(checkpoints)
+        for message in unreadable:
+            problem(message)
+        for seq, values in entries.items():
+            pending.setdefault(seq, []).extend((value, _CHECKPOINT) for value in values)
+        report.checkpoints = sum(len(v) for v in entries.values())
+    if head_file is not None and head_file.exists():
+        recorded = last_checkpoint(head_file)
+        if recorded is None:
+            problem(f"the head file {head_file.name} is unreadable")
+        else:
+            report.recorded_head = recorded[0]
+            pending.setdefault(recorded[0], []).append((recorded[1], _HEAD))
+    return pending
+
+
+def _compare_heads(seq: int, stored: bytes, expected: list[tuple[bytes, str]], problem: audit_coverage.Problem) -> None:
+    for value, source in expected:
+        if not hmac.compare_digest(value, stored):
+            problem(f"checkpoint of row {seq} does not match the chain (rewritten?)" if source == _CHECKPOINT
+                    else f"the sealed head in the head file, row {seq}, does not match the chain (rewritten?)")
+
+
+def _missing_heads(pending: dict[int, list[tuple[bytes, str]]], top: int, problem: audit_coverage.Problem) -> None:
+    for seq in sorted(pending):
+        if any(source == _CHECKPOINT for _, source in pending[seq]):
+            problem(f"checkpoint row {seq} is gone (the trail was truncated or rolled back)")
+        if any(source == _HEAD for _, source in pending[seq]):
+            problem(f"sealed head row {seq} named by the head file is gone: the chain ends at row {top} (the newest sealed rows were cut?)"
+                    if seq > top else f"sealed head row {seq} named by the head file is gone (deleted?)")
+
+
+def _check_chain(
+    engine: Engine, key: bytes, top: int, page: int, pending: dict[int, list[tuple[bytes, str]]], report: Verification,
+    problem: audit_coverage.Problem, subjects: audit_coverage.SubjectIndex | None, coverage: audit_coverage.Coverage | None,
+    opener: Opener | None,
+) -> None:
+    """audit_log and audit_chain read in lockstep by seq (two pages in memory); each sealed row
+    also goes to the table checks."""
+    logs, chain = _stream(engine, _ROWS_SQL, top, page), _stream(engine, _CHAIN_SQL, top, page)
+    keyed, canonical, compare = hmac.new(key, digestmod=hashlib.sha256), _canonical_values, hmac.compare_digest
+    watched, compartment, patients, action = audit_coverage.WATCHED, _AT["compartment"], _AT["patients"], _AT["action"]
+    previous = _GENESIS
+    item, link = next(logs, None), next(chain, None)
+    while item is not None or link is not None:
+        if link is None or (item is not None and item[0] < link[0]):
+            report.sealed += 1
+            problem(f"row {item[0]} is not in the chain (inserted into the sealed range?)")
+            item = next(logs, None)
+            continue
+        seq, stored = link[0], link[1]
+        stored = bytes(stored) if isinstance(stored, (bytes, bytearray, memoryview)) else b""
+        if item is None or seq < item[0]:
+            problem(f"sealed row {seq} is missing (deleted?)")
+        else:
+            report.sealed += 1
+            h = keyed.copy()
+            h.update(previous)
+            h.update(canonical(item))
+            if not compare(h.digest(), stored):
+                problem(f"row {seq} does not match the chain (modified or reordered, or a row just before it removed)")
+            if subjects is not None:
+                subjects.check(seq, _subjects_of_values(item[compartment], item[patients]))
+            if coverage is not None and item[action] in watched:
+                coverage.event(_event(item, True, opener))
+            item = next(logs, None)
+        previous = stored  # re-synchronise: each problem is reported at its own row
+        _compare_heads(seq, stored, pending.pop(seq, []), problem)
+        link = next(chain, None)
+    _missing_heads(pending, top, problem)
+
+
+def _subjects_of_values(compartment: Any, patients: Any) -> set[str]:
+    if not isinstance(compartment, (str, type(None))) or not isinstance(patients, (str, type(None))):
+        return {"?"}  # a tampered type (SQLite): reported by the chain already; never crash here
+    return subjects(compartment, patients)
+
+
 def verify(
     engine: Engine,
     key: bytes,
     checkpoints: Path | None,
     *,
+    head_file: Path | None = None,
+    cover: bool = True,
+    keys: DataKeyStore | None = None,
     page: int = 20000,
     max_problems: int = 100,
 ) -> Verification:
-    """Recompute the chain over audit_log and audit_chain, read in lockstep by seq (two pages in
-    memory), and compare the heads kept in the checkpoint file."""
+    """Recompute the chain over audit_log and audit_chain, compare the heads kept in the checkpoint
+    file and the head file, and (`cover`) check the tables the sealed rows vouch for (`keys`: to
+    read the facility a patient's care.end names in its encrypted detail)."""
     report = Verification()
     more = 0
 
@@ -537,48 +720,31 @@ def verify(
         else:
             more += 1
 
+    subjects = None
     try:
-        pending: dict[int, list[bytes]] = {}
-        if checkpoints is not None and checkpoints.exists():
-            pending, unreadable = _read_checkpoints(checkpoints)
-            for message in unreadable:
-                problem(message)
-            report.checkpoints = sum(len(v) for v in pending.values())
+        pending = _expected_heads(checkpoints, head_file, report, problem)
         with engine.connect() as conn:
             top = conn.execute(text("SELECT max(seq) FROM audit_chain")).scalar() or 0
             report.unsealed = int(conn.execute(text("SELECT count(*) FROM audit_log WHERE seq > :top"), {"top": top}).scalar_one())
         report.head = top
-        logs, chain = _stream(engine, _ROWS_SQL, top, page), _stream(engine, _CHAIN_SQL, top, page)
-        keyed, canonical, compare = hmac.new(key, digestmod=hashlib.sha256), _canonical_values, hmac.compare_digest
-        previous = _GENESIS
-        item, link = next(logs, None), next(chain, None)
-        while item is not None or link is not None:
-            if link is None or (item is not None and item[0] < link[0]):
-                report.sealed += 1
-                problem(f"row {item[0]} is not in the chain (inserted into the sealed range?)")
-                item = next(logs, None)
-                continue
-            seq, stored = link[0], link[1]
-            stored = bytes(stored) if isinstance(stored, (bytes, bytearray, memoryview)) else b""
-            if item is None or seq < item[0]:
-                problem(f"sealed row {seq} is missing (deleted?)")
-            else:
-                report.sealed += 1
-                h = keyed.copy()
-                h.update(previous)
-                h.update(canonical(item))
-                if not compare(h.digest(), stored):
-                    problem(f"row {seq} does not match the chain (modified or reordered, or a row just before it removed)")
-                item = next(logs, None)
-            previous = stored  # re-synchronise: each problem is reported at its own row
-            for expected in pending.pop(seq, ()):
-                if not compare(expected, stored):
-                    problem(f"checkpoint of row {seq} does not match the chain (rewritten?)")
-            link = next(chain, None)
-        for seq in sorted(pending):
-            problem(f"checkpoint row {seq} is gone (the trail was truncated or rolled back)")
+        coverage = audit_coverage.Coverage(problem) if cover else None
+        if coverage is not None:  # after the head, before the rows (see audit_coverage)
+            coverage.load(engine)
+            subjects = audit_coverage.SubjectIndex(engine, top, problem, page)
+        opener = _detail_opener(engine, keys) if keys is not None else None
+        _check_chain(engine, key, top, page, pending, report, problem, subjects, coverage, opener)
+        if subjects is not None and coverage is not None:
+            subjects.finish()
+            for values in _stream(engine, _ROWS_SQL, _MAX_SEQ, page, after=top):  # not sealed yet: they only explain
+                if values[_AT["action"]] in audit_coverage.WATCHED:
+                    coverage.event(_event(values, False, opener))
+            coverage.finish(engine)
+            report.covered = {"audit_subjects rows": subjects.rows, **coverage.counts()}
     except Exception as exc:  # noqa: BLE001 - unreadable data (e.g. a seq of the wrong type) fails verification
         problem(f"the audit trail could not be read: {type(exc).__name__}: {exc}")
+    finally:
+        if subjects is not None:
+            subjects.close()
     if more:
         report.problems.append(f"... and {more} more problems")
     report.rows = report.sealed + report.unsealed

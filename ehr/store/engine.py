@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 from contextvars import ContextVar
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event
@@ -34,6 +36,34 @@ def normalize_url(url: str) -> str:
         if url.startswith(prefix):
             return "postgresql+psycopg://" + url[len(prefix) :]
     return url
+
+
+def sqlite_file(url: str) -> Path | None:
+    """The database file of a `sqlite:///PATH` URL (None for in-memory databases and other URLs)."""
+    if not url.startswith("sqlite:///"):
+        return None
+    name = url[len("sqlite:///") :].split("?", 1)[0]
+    return Path(name) if name and name != ":memory:" else None
+
+
+def private_sqlite_file(path: Path) -> None:
+    """Make the SQLite file (and its -wal, -shm, -journal companions) readable by the owner only:
+    created empty with mode 0600 before SQLite opens it (SQLite gives its WAL and shared-memory
+    files the database file's mode), and narrowed to 0600 when an older one is wider. A new
+    folder for it is made 0700."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        pass
+    for candidate in (path, *(path.with_name(path.name + suffix) for suffix in ("-wal", "-shm", "-journal"))):
+        try:
+            if candidate.stat().st_mode & 0o077:
+                os.chmod(candidate, 0o600)
+        except FileNotFoundError:
+            continue
+        except PermissionError:
+            continue  # not ours to change (a read-only copy): left as it is
 
 
 def engine_options(url: str) -> dict[str, Any]:

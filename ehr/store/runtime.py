@@ -35,6 +35,7 @@ class Store:
     cursor_secret: bytes
     referential_integrity: bool = True
     retention_years: int = 10
+    care_days: int = 90  # a care relationship ends this long after the facility's latest check-in or encounter
     base_urls: tuple[str, ...] = ()
     systems: IdentifierSystems = field(default_factory=IdentifierSystems)
     audit_key: bytes = b""  # HMAC key of the audit chain (kept outside the database)
@@ -51,6 +52,10 @@ class Store:
         # national ID or name it searched for.
         key = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=b"ehr page cursor v1").derive(self.cursor_secret)
         self._cursors = Fernet(base64.urlsafe_b64encode(key))
+
+    def care_expiry(self, now_us: int) -> int:
+        """When a care relationship started or renewed at `now_us` ends (µs since the epoch)."""
+        return now_us + self.care_days * 86_400_000_000
 
     def reading(self, access: Gate) -> UnitOfWork:
         """A read transaction for a principal: its gate filters what every query returns."""

@@ -307,7 +307,9 @@ care_relationships = Table(
     Column("organization_id", String(64), primary_key=True),
     Column("patient_id", String(64), primary_key=True),
     Column("created_at", BigInteger, nullable=False),
-    Column("source", String(32), nullable=False),  # registered, opened, admin
+    Column("source", String(32), nullable=False),  # registered, check-in, consent, break-glass, admin
+    # EHR_CARE_DAYS after the latest check-in or encounter of the facility with the patient.
+    Column("expires_at", BigInteger, nullable=False),
     Index("ix_care_patient", "patient_id"),
 )
 

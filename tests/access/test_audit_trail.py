@@ -153,3 +153,25 @@ def test_match_and_merge_leave_their_records(client, store, hospital):
     merged = [r for r in _rows(store, ops.request_id) if r["action"] == "patient.merge"]
     # One record in each patient's trail: both health books show the merge.
     assert sorted((r["outcome"], r["logical_id"], r["compartment"]) for r in merged) == sorted([("success", target, target), ("success", source, source)])
+
+
+def test_the_trail_of_the_access_world_verifies_with_its_tables(app, client, store, tmp_path, monkeypatch):
+    """No false alarm from `audit verify`'s table cross-checks (tests/store/test_audit_coverage.py
+    plants the tampering): registrations by staff and systems, an operator's care record, a
+    check-in on a consent, consents, a representative, break-glass; then the patient ends a
+    facility's care and revokes a consent."""
+    from world import CCCD, build, consent
+
+    monkeypatch.setitem(app.config, "EHR_AUDIT_CHECKPOINT_FILE", str(tmp_path / "audit-checkpoints.log"))
+    w = build(client, store)
+    a, c = w.patient("A"), w.contexts
+    assert care.check_in(store, c["doctor_f2_consent"], CCCD["A"]) == a
+    care.end(store, c["patient_a"], a, "org-f1")
+    permit = resources.create(store, c["patient_a"], consent(a, ["org-f3"])).version
+    resources.update(store, c["patient_a"], "Consent", permit.logical_id, {**consent(a, ["org-f3"], status="inactive"), "id": permit.logical_id},
+                     if_match=permit.version_id)
+    runner = app.test_cli_runner()
+    assert runner.invoke(args=["ehr", "audit", "seal"]).exit_code == 0
+    verified = runner.invoke(args=["ehr", "audit", "verify"])
+    assert verified.exit_code == 0 and verified.output.rstrip().endswith("ok"), verified.output
+    assert "Consent versions 5" in verified.output and "break-glass grants 1" in verified.output, verified.output

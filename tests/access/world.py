@@ -124,10 +124,10 @@ def build(client: Any, store: Any) -> World:
     for s in ("A.pat", "A.f1", "A.h3", "B.pat", "B.fb", "G.pat"):
         w.canary[s] = f"CANARY{uuid.uuid4().hex[:10].upper()}"
     c = w.contexts
-    # A: registered by H3's system, which also writes one Observation; then checked in at F1.
+    # A: registered by H3's system, which also writes one Observation; then in F1's care (an operator records it).
     w.ids["A.pat"] = resources.create(store, c["system_h3_partial"], _patient(store, "A", w.canary["A.pat"], "1990-03-04", "female")).version.logical_id
     w.ids["A.h3"] = resources.create(store, c["system_h3_partial"], _observation(w.ids["A.pat"], CODES["A.h3"], w.canary["A.h3"])).version.logical_id
-    assert care.check_in(store, c["doctor_f1"], CCCD["A"]) == w.ids["A.pat"]
+    care.record(store, OPS, w.ids["A.pat"], org["F1"])
     w.ids["A.f1"] = resources.create(store, c["doctor_f1"], _observation(w.ids["A.pat"], CODES["A.f1"], w.canary["A.f1"])).version.logical_id
     # B: registered at FB (registration starts FB's care).
     w.ids["B.pat"] = resources.create(store, c["doctor_fb"], _patient(store, "B", w.canary["B.pat"], "1985-07-08", "male")).version.logical_id

@@ -26,7 +26,7 @@ def limited(app: Flask, app_config: dict[str, Any]) -> Iterator[Flask]:
     """The same database, rate limits on (memory storage: one process here)."""
     limited_app = create_app({**app_config, "EHR_RATELIMIT_ENABLED": "true", "EHR_RATELIMIT_API": "5 per hour",
                               "EHR_RATELIMIT_API_SOURCE": "8 per hour", "EHR_RATELIMIT_SIGNIN": "6 per hour",
-                              "EHR_RATELIMIT_SIGNIN_PAIR": "3 per hour"})
+                              "EHR_RATELIMIT_SIGNIN_PAIR": "3 per hour", "EHR_RATELIMIT_LOOKUP": "3 per hour"})
     yield limited_app
     limited_app.extensions["ehr.store"].engine.dispose()
 
@@ -74,6 +74,33 @@ def test_sign_in_is_limited_per_pair_and_per_source_with_a_readable_page(limited
     # against the source (6 posts per hour).
     assert _login(client, "10.0.2.9", "le.thi").status_code == 200
     assert [_login(client, "10.0.2.1", f"name.{n}").status_code for n in range(3)] == [200, 200, 429]
+
+
+def test_clinic_cccd_look_ups_are_limited_per_staff_account(limited, store):
+    from auth.auth_helpers import PASSWORD, Browser
+    from ehr.services import accounts, resources
+    from ehr.services.context import AccessContext
+    from ehr.store.keys import now_us
+
+    resources.update(store, AccessContext.operator("test"), "Organization", "org-desk", {"resourceType": "Organization", "id": "org-desk", "name": "Quầy"})
+    desks = []
+    for name in ("le.tan.1", "le.tan.2"):
+        accounts.create_staff(store, AccessContext.operator("test"), username=name, role="receptionist", organization_id="org-desk",
+                              display_name=name, password=PASSWORD, now=now_us())
+        desk = Browser(limited.test_client())
+        assert desk.login(name).status_code == 302
+        desks.append(desk)
+    def post(desk: Browser, path: str, data: dict[str, str]) -> Any:
+        token = re.search(r'name="csrf_token" value="([^"]+)"', desk.get("/clinic/patients").get_data(as_text=True)).group(1)  # type: ignore[union-attr]
+        return desk.post(path, {**data, "csrf_token": token})
+
+    def check_in(desk: Browser) -> int:
+        return post(desk, "/clinic/patients/check-in", {"cccd": "036095000333"}).status_code
+
+    assert [check_in(desks[0]) for _ in range(3)] == [422] * 3  # nobody holds the number
+    refused = post(desks[0], "/clinic/patients", {"q": "036095000333"})
+    assert refused.status_code == 429 and int(refused.headers["Retry-After"]) >= 1
+    assert check_in(desks[1]) == 422  # another account of the same desk still works
 
 
 def test_production_refuses_per_worker_memory_storage(tmp_path):

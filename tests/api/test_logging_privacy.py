@@ -42,3 +42,14 @@ def test_redaction_filter_masks_identifiers():
 
     assert CCCD not in redact(f"lookup {CCCD} failed")
     assert "DN4010123456789" not in redact("card DN4010123456789")
+
+
+def test_request_and_incident_ids_pass_the_redaction_intact():
+    from ehr.logging import PhiRedactionFilter, request_id
+
+    for rid in ["5f0a1234567890123456789abcdef012", "550e8400-e29b-41d4-a716-446655440000"]:  # digit runs inside
+        record = logging.LogRecord("ehr.request", logging.INFO, __file__, 1, "GET %s rid=%s incident=%s", (f"/x/{CCCD}", rid, rid[:16]), None)
+        PhiRedactionFilter().filter(record)
+        assert record.getMessage() == f"GET /x/[redacted-number] rid={rid} incident={rid[:16]}"
+        assert request_id(rid) == rid
+    assert request_id(CCCD) != CCCD  # a bare ID-like number is not taken as a request id

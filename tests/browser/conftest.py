@@ -57,7 +57,12 @@ def site(app, app_config, tmp_path_factory) -> Iterator[Server]:
 def page(browser, site):  # type: ignore[no-untyped-def]
     context = browser.new_context(base_url=site.base, locale="vi-VN", viewport={"width": 1280, "height": 800})
     tab = context.new_page()
+    # Every page works under the Content-Security-Policy: Chromium reports each blocked inline
+    # style or script, each refused stylesheet, on the console.
+    refused: list[str] = []
+    tab.on("console", lambda message: refused.append(message.text) if "Content Security Policy" in message.text else None)
     try:
         yield tab
     finally:
         context.close()
+    assert not refused, refused

@@ -179,3 +179,12 @@ def test_a_stranger_cannot_download_an_export_file(store, secured):
     unknown = web.get(url.replace(job_id, str(uuid.uuid4())), headers=stranger)
     assert refused.status_code == unknown.status_code == 404 and CANARY.encode() not in refused.data
     assert refused.get_json()["issue"][0]["code"] == unknown.get_json()["issue"][0]["code"]
+
+
+def test_export_files_are_0600_in_folders_0700(app, client):
+    _seed(client)
+    _finish(app, client, _kick(client, "/fhir/$export"))
+    folder = app.extensions["ehr.export"].directory
+    modes = {str(p): (p.is_dir(), p.stat().st_mode & 0o777) for p in [folder, *folder.rglob("*")]}
+    assert any(not is_dir for is_dir, _ in modes.values())
+    assert all(mode == (0o700 if is_dir else 0o600) for is_dir, mode in modes.values()), modes

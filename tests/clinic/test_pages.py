@@ -106,6 +106,37 @@ def test_a_patient_of_another_facility_needs_break_glass(signed_in, store):
     assert chart.status_code == 200 and 'id="break-glass-until"' in chart.get_data(as_text=True)
 
 
+def test_the_desk_finds_by_cccd_in_the_body_and_breaks_glass_from_it(signed_in, store):
+    number = "079090000111"
+    doc = {"resourceType": "Patient", "name": [{"text": "Lê Văn Cường"}], "identifier": [{"system": store.systems.cccd, "value": number}]}
+    other = resources.create(store, OPS, doc).version.logical_id  # registered elsewhere (by an operator)
+    browser = signed_in("doctor")
+    assert number not in browser.get(f"/clinic/patients?q={number}").get_data(as_text=True)  # a URL query is not a search
+    found = post_form(browser, "/clinic/patients", {"q": number}).get_data(as_text=True)
+    assert 'action="/clinic/patients/check-in"' in found and 'method="get"' not in found
+    refused = post_form(browser, "/clinic/patients/check-in", {"cccd": number}, page="/clinic/patients")
+    unknown = post_form(browser, "/clinic/patients/check-in", {"cccd": "036095000333"}, page="/clinic/patients")
+    page = refused.get_data(as_text=True)
+    assert refused.status_code == unknown.status_code == 422 and "Không mở được hồ sơ với số CCCD này." in page
+    def bare(text: str, typed: str) -> str:
+        return re.sub(r'name="csrf_token" value="[^"]*"', "", text).replace(typed, "")
+    assert bare(page, number) == bare(unknown.get_data(as_text=True), "036095000333")  # nothing tells them apart
+    assert 'action="/clinic/patients/break-glass"' in page
+    opened = post_form(browser, "/clinic/patients/break-glass", {"cccd": number, "reason": "Bệnh nhân hôn mê sau tai nạn", "minutes": "30"},
+                       page="/clinic/patients")
+    assert opened.status_code == 302 and opened.headers["Location"].endswith(f"/clinic/patients/{other}")
+    assert browser.get(f"/clinic/patients/{other}").status_code == 200
+
+
+def test_registering_another_facilitys_patient_opens_nothing(signed_in, store):
+    doc = {"resourceType": "Patient", "name": [{"text": "Lê Văn Cường"}], "identifier": [{"system": store.systems.cccd, "value": "001190012345"}]}
+    other = resources.create(store, OPS, doc).version.logical_id
+    response = _register(signed_in("receptionist"))
+    page = response.get_data(as_text=True)
+    assert response.status_code == 422 and "Số CCCD này đã được đăng ký." in page and other not in page
+    assert 'value="Nguyễn Thị Lan"' in page  # the form is kept
+
+
 def test_history_rows_become_standard_resources(signed_in, store):
     browser = signed_in("doctor")
     pid = _register(browser).headers["Location"].split("/")[-1].split("?")[0]

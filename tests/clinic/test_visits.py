@@ -129,3 +129,15 @@ def test_the_cli_verifies_a_signature(app, store, clinic):
     provenance = signing.sign_visit(store, doctor, keys, visits.record(store, doctor, a_visit(org, pid)))
     result = app.test_cli_runner().invoke(args=["ehr", "signing", "verify", provenance])
     assert result.exit_code == 0 and result.output.strip().endswith("ok"), result.output
+
+
+def test_the_patient_sees_a_visit_only_once_it_is_signed(store, clinic):
+    from ehr.services import healthbook
+    org, pid, doctor, keys = clinic
+    me = policy.patient_context("acct-me", pid)
+    encounter = visits.record(store, doctor, a_visit(org, pid))
+    book = healthbook.book(store, me, pid)
+    assert book.visit(encounter) is None and not book.illnesses and not book.medicines and book.height is None  # the clinic's draft
+    signing.sign_visit(store, doctor, keys, encounter)
+    book = healthbook.book(store, me, pid)
+    assert book.visit(encounter) is not None and book.illnesses and book.medicines and book.height is not None

@@ -42,7 +42,7 @@ def start_gunicorn(app_config: dict, log: Path, workers: int = 4, **extra_env: s
         cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
     )
     out.close()
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 90  # 4 workers import the app; a loaded 2-core machine needs more than 30 s
     while True:
         try:
             if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:

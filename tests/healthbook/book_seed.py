@@ -20,7 +20,7 @@ from ehr.fhir import jsonio
 from ehr.fhir import visit as v
 from ehr.fhir.healthbook import VN
 from ehr.fhir.registration import related_person
-from ehr.services import accounts, bundles, care, logins, policy, resources, search, visits
+from ehr.services import accounts, bundles, care, logins, policy, resources, search, signing, visits
 from ehr.services.context import AccessContext
 from ehr.store import access
 from ehr.store.access import INTERNAL
@@ -89,7 +89,9 @@ def _bp(patient_id: str, encounter: dict[str, Any], systolic: int, diastolic: in
     }
 
 
-def patient(store: Any, index: int = 0, seed: int = 7, orgs: list[str] | None = None) -> Seeded:
+def patient(store: Any, keys: Any, index: int = 0, seed: int = 7, orgs: list[str] | None = None) -> Seeded:
+    """A synthetic patient with history, plus one visit recorded and signed the clinic's way
+    (`keys`: the app's facility signing keys; the patient sees a visit once it is signed)."""
     orgs = orgs or facilities(store, seed)
     generator = Generator(seed=seed, anchor=date.today())
     bundle = generator.patient_bundle(index, Scale(encounters=4, observations=16, immunizations=3, coverages=1))
@@ -106,18 +108,18 @@ def patient(store: Any, index: int = 0, seed: int = 7, orgs: list[str] | None = 
     resources.create(store, OPS, related_person("Nguyễn Văn Hùng", "FTH", "0912 345 678", f"Patient/{pid}"))
     resources.create(store, OPS, {"resourceType": "Procedure", "status": "completed", "subject": {"reference": f"Patient/{pid}"},
                                   "code": {"text": "Cắt ruột thừa nội soi"}, "performedDateTime": "2015-05-20"})
-    seeded.clinic_visit = _clinic_visit(store, pid, orgs[0])
+    seeded.clinic_visit = _clinic_visit(store, keys, pid, orgs[0])
     seeded.encounters = [seeded.clinic_visit, *[e["id"] for e in reversed(encounters)]]
     bp = _find(store, "Observation", [("patient", pid), ("code", f"{LOINC}|85354-9")])
     seeded.bp_readings = len(bp)
     return seeded
 
 
-def _clinic_visit(store: Any, pid: str, org: str) -> str:
+def _clinic_visit(store: Any, keys: Any, pid: str, org: str) -> str:
     care.record(store, OPS, pid, org)
     doctor = policy.staff_context(str(uuid.uuid4()), org, "doctor")
     started = datetime.now(VN) - timedelta(days=2)
-    return visits.record(store, doctor, v.Visit(
+    encounter = visits.record(store, doctor, v.Visit(
         patient_id=pid, organization_id=org, token=str(uuid.uuid4()), started=started, class_code="AMB", class_display="Ngoại trú",
         reason="Tái khám tăng huyết áp, đái tháo đường",
         vitals={"systolic": Decimal(138), "diastolic": Decimal(86), "heart_rate": Decimal(78), "height": Decimal(160), "weight": Decimal(62)},
@@ -130,6 +132,8 @@ def _clinic_visit(store: Any, pid: str, org: str) -> str:
         note="Huyết áp còn cao, đường huyết cải thiện.", advice="Ăn nhạt, đi bộ 30 phút mỗi ngày.\nĐo huyết áp mỗi sáng.",
         revisit=(datetime.now(VN) + timedelta(days=28)).date(),
     ))
+    signing.sign_visit(store, doctor, keys, encounter)
+    return encounter
 
 
 def context_of(store: Any, patient_id: str) -> AccessContext:

@@ -20,9 +20,10 @@ class World:
 
 
 @pytest.fixture
-def world(store: Any) -> World:
+def world(app: Any, store: Any) -> World:
     orgs = seed.facilities(store)
-    a, b = seed.patient(store, 0, orgs=orgs), seed.patient(store, 1, orgs=orgs)
+    keys = app.extensions["ehr.signing"]
+    a, b = seed.patient(store, keys, 0, orgs=orgs), seed.patient(store, keys, 1, orgs=orgs)
     seed.account(store, a)
     seed.account(store, b)
     return World(a, b, orgs)

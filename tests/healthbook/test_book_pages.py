@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import re
 
@@ -71,8 +73,14 @@ def test_downloads_are_named_in_vietnamese(world, signed_in):
 
 def test_the_emergency_card_stands_alone(world, signed_in):
     a = world.a
-    html = signed_in(a).get(f"/healthbook/{a.patient_id}/emergency-card").get_data(as_text=True)
+    card = signed_in(a).get(f"/healthbook/{a.patient_id}/emergency-card")
+    html = card.get_data(as_text=True)
     assert "<style>" in html and not re.search(r"<(link|script|img|iframe)\b", html)
+    # Its inline styles (kept for the saved copy) are allowed by their hashes, nothing else inline.
+    styles = re.findall(r"<style>(.*?)</style>", html, re.S)
+    allowed = {"'sha256-" + base64.b64encode(hashlib.sha256(s.encode()).digest()).decode() + "'" for s in styles}
+    policy = dict(d.strip().split(" ", 1) for d in card.headers["Content-Security-Policy"].split(";"))
+    assert len(styles) == 2 and set(policy["style-src"].split()) == {"'self'", *allowed} and "unsafe" not in policy["style-src"]
     for text in ("Thẻ cấp cứu", "Nhóm máu O, Rh(D) dương tính", "Amlodipin 5 mg", "Nguyễn Văn Hùng", "0912345678", "E11.9"):
         assert text in html
 

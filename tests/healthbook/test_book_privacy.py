@@ -6,7 +6,10 @@ from __future__ import annotations
 import json
 from datetime import date
 
+import pytest
+
 from access_helpers import bearer, register, token
+from ehr.fhir.outcomes import FhirError
 from ehr.fhir import healthbook as hb
 from ehr.services import care, data_requests, healthbook_privacy, policy, resources
 from book_seed import OPS, context_of, csrf_token
@@ -79,3 +82,22 @@ def test_data_requests_and_why_deletion_is_refused(store, world, signed_in):
     deadline = date.fromisoformat(task["restriction"]["period"]["end"]).strftime("%d/%m/%Y")
     assert "Xin xóa toàn bộ hồ sơ của tôi" in page and "Đã gửi, đang chờ xử lý" in page and deadline in page
     assert f"Ngày gửi: {hb.day(task['authoredOn'])}" in page  # shown in Vietnam time
+
+
+def test_the_sharing_page_lists_the_facilities_caring_for_me_and_ends_one(store, world, signed_in):
+    a, clinic = world.a, world.orgs[0]
+    doctor = policy.staff_context("acct-bs-minh", clinic, "doctor")
+    assert resources.read(store, doctor, "Patient", a.patient_id)
+    browser = signed_in(a)
+    sharing = f"/healthbook/{a.patient_id}/sharing"
+    page = browser.get(sharing).get_data(as_text=True)
+    section = page.split('id="h-care"')[1].split("</section>")[0]
+    name = json.loads(resources.read(store, OPS, "Organization", clinic).body)["name"]
+    assert name in section and "Cơ sở ghi nhận đang điều trị" in section and "90 ngày" in section
+    ended = browser.post(f"{sharing}/care/{clinic}/end", {"csrf_token": csrf_token(browser, sharing)})
+    assert ended.status_code == 302 and ended.headers["Location"].endswith("?m=ended")
+    assert name not in browser.get(sharing).get_data(as_text=True).split('id="h-care"')[1].split("</section>")[0]
+    assert healthbook_privacy.caring(store, context_of(store, a.patient_id), a.patient_id) == []
+    with pytest.raises(FhirError) as caught:  # the facility no longer sees the record
+        resources.read(store, doctor, "Patient", a.patient_id)
+    assert caught.value.status == 404

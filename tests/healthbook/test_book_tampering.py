@@ -34,8 +34,9 @@ def test_every_route_refuses_another_patients_ids(app, store, world, signed_in):
     tasks_before = len(data_requests.of_patient(store, b_ctx, b.patient_id))
     browser = signed_in(a)
     token = csrf_token(browser, f"/healthbook/{a.patient_id}/requests")
-    theirs = {"patient_id": b.patient_id, "encounter_id": b.encounters[0], "consent_id": b_consent}
-    mine = {"patient_id": a.patient_id, "encounter_id": a.encounters[0], "consent_id": "none"}
+    caring = world.orgs[0]  # has both in its care (their visits were recorded there)
+    theirs = {"patient_id": b.patient_id, "encounter_id": b.encounters[0], "consent_id": b_consent, "organization_id": caring}
+    mine = {"patient_id": a.patient_id, "encounter_id": a.encounters[0], "consent_id": "none", "organization_id": caring}
     checked = 0
     for (rule, method), keys in itertools.product(_routes(app), [("patient_id",), ("encounter_id", "consent_id")]):
         if not set(keys) & rule.arguments:
@@ -58,6 +59,7 @@ def test_every_route_refuses_another_patients_ids(app, store, world, signed_in):
     [shared] = healthbook_privacy.grants(store, b_ctx, b.patient_id)
     assert shared.grant.id == b_consent and shared.grant.active
     assert len(data_requests.of_patient(store, b_ctx, b.patient_id)) == tasks_before
+    assert caring in [c.relationship.organization_id for c in healthbook_privacy.caring(store, b_ctx, b.patient_id)]
 
 
 @pytest.mark.parametrize("bad", ["not-a-patient", "x" * 65, "..", "%2e%2e"])

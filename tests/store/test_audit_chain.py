@@ -23,7 +23,9 @@ from ehr.store import audit, guards
 from ehr.store.schema import audit_chain, audit_log, audit_subjects
 from ehr.store.uow import UnitOfWork
 
-ACTIONS = ("read", "search", "create", "update", "delete", "export", "login", "break-glass")
+# Synthetic rows: no "break-glass" or care actions here, whose rows must come with the table rows
+# they record (tests/store/test_audit_coverage.py makes those through the services).
+ACTIONS = ("read", "search", "create", "update", "delete", "export", "login", "authenticate")
 COLUMNS = ("recorded_at", "action", "outcome", "principal", "organization", "compartment", "resource_type", "logical_id",
            "request_id", "purpose", "patients", "key_id", "detail", "source_hash")
 TRIALS = 100
@@ -72,6 +74,9 @@ def _unguarded(store) -> Iterator[None]:
         yield
     finally:
         with store.engine.begin() as conn:
+            # SQLite parses DDL against the connection's cached schema, refreshed only when a statement
+            # reads the database: a pooled connection idle since the DROP would still see the triggers.
+            conn.execute(text("SELECT count(*) FROM audit_log"))
             for statement in guards.statements(dialect, create=True):
                 conn.execute(text(statement))
 
@@ -297,7 +302,9 @@ def test_cli_seal_verify_and_tamper(app, store, tmp_path, monkeypatch):
     assert result.exit_code == 1 and f"PROBLEM: checkpoint row {seqs[-1]} is gone" in result.output
     assert "rows 15, sealed 15, unsealed 0" in result.output
     result = runner.invoke(args=["ehr", "audit", "verify", "--checkpoints", str(tmp_path / "none.log")])
-    assert result.exit_code == 0 and "no checkpoint file" in result.output  # the documented limit
+    assert result.exit_code == 1 and f"PROBLEM: sealed head row {seqs[-1]} named by the head file is gone" in result.output
+    result = runner.invoke(args=["ehr", "audit", "verify", "--checkpoints", str(tmp_path / "none.log"), "--head", str(tmp_path / "none.head")])
+    assert result.exit_code == 0 and "no checkpoint file" in result.output and "no head file" in result.output  # the documented limit
     # The sealer refuses to extend a chain that lost its checkpointed head.
     result = runner.invoke(args=["ehr", "audit", "seal"])
     assert result.exit_code == 1 and f"no longer holds row {seqs[-1]}" in result.output
