@@ -1,9 +1,8 @@
-"""Today's visits, recording a visit, showing and signing it."""
+"""Recording a visit, showing and signing it."""
 
 from __future__ import annotations
 
 import uuid
-from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -16,11 +15,10 @@ from werkzeug.wrappers import Response
 from ehr.auth import clock
 from ehr.auth.current import login_required
 from ehr.clinic import bp, common, forms
-from ehr.fhir import jsonio
 from ehr.fhir import visit as v
 from ehr.fhir.outcomes import FhirError
 from ehr.identity import clinical_codes, icd10
-from ehr.services import chart, policy, search, signing, visits
+from ehr.services import chart, policy, signing, visits
 
 CLASSES = {"AMB": _l("Ngoại trú"), "IMP": _l("Nội trú"), "EMER": _l("Cấp cứu"), "VR": _l("Khám từ xa"), "HH": _l("Khám tại nhà")}
 
@@ -41,32 +39,6 @@ def _history_choices() -> dict[str, list[tuple[str, str]]]:
 
 def _routes() -> dict[str, str]:
     return {r.code: clinical_codes.label(r, str(get_locale() or "vi")) for r in clinical_codes.routes()}
-
-
-STATES = {"planned": "waiting", "arrived": "waiting", "triaged": "waiting", "in-progress": "in-progress", "onleave": "in-progress",
-          "finished": "finished", "cancelled": "finished"}
-
-
-@bp.get("/")
-@login_required(kind="staff", roles=common.STAFF)
-def today() -> str:
-    ctx = common.ctx()
-    day = clock.today()
-    # Started today (in the clinic's zone), ended or not: `sa` yesterday keeps the start on or after
-    # today's midnight, `lt` tomorrow before the next one; a plain `date=today` would need an end.
-    params = [("service-provider", f"Organization/{ctx.organization}"), ("date", f"sa{day - timedelta(days=1)}"),
-              ("date", f"lt{day + timedelta(days=1)}"), ("_count", "200"),
-              ("_include", "Encounter:subject"), ("_sort", "date")]
-    page = search.search(common.store(), ctx, "Encounter", params)
-    patients = {v_.logical_id: jsonio.loads_stored(v_.body or b"{}") for v_, mode in page.entries if v_.resource_type == "Patient"}
-    groups: dict[str, list[dict[str, Any]]] = {"waiting": [], "in-progress": [], "finished": []}
-    for version, mode in page.entries:
-        if mode != "match":
-            continue
-        enc = jsonio.loads_stored(version.body or b"{}")
-        pid = ((enc.get("subject") or {}).get("reference") or "/").split("/", 1)[1]
-        groups[STATES.get(enc.get("status", ""), "waiting")].append({"encounter": enc, "patient": patients.get(pid, {}), "patient_id": pid})
-    return render_template("clinic/today.html", groups=groups, common=common)
 
 
 def _decimal(value: Any) -> Decimal | None:
