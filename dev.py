@@ -5,6 +5,9 @@
                            serve with gunicorn on http://127.0.0.1:8000
     python3 dev.py test    install the test dependencies and run the whole test suite
                            (SQLite by default; EHR_TEST_DATABASE_URL=postgresql://... for PostgreSQL)
+    python3 dev.py totp SECRET
+                           the current 6-digit code of a TOTP secret (the demo doctor's and admin's,
+                           printed by `serve`), instead of an authenticator app
 
 Everything goes into ./.venv and ./instance (database and development keys, both git-ignored).
 """
@@ -45,8 +48,10 @@ def serve() -> None:
     flask = [PY, "-m", "flask", "--app", "wsgi"]
     run(*flask, "db", "upgrade", env=env)
     run(*flask, "ehr", "conformance", "sync", env=env)
+    # Loads the demo patients on the first start; prints the demo logins (clinic, health book) every time.
     run(*flask, "ehr", "demo", "--if-empty", env=env)
-    print("serving on http://127.0.0.1:8000  (FHIR API at /fhir; Ctrl-C stops)", flush=True)
+    print("serving on http://127.0.0.1:8000  (clinic at /clinic/, health book at /healthbook/, FHIR API at /fhir; Ctrl-C stops)",
+          flush=True)
     os.chdir(ROOT)
     os.execve(str(PY), [str(PY), "-m", "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"], env)
 
@@ -57,12 +62,20 @@ def test(pytest_args: list[str]) -> None:
     os.execv(str(PY), [str(PY), "-m", "pytest", *pytest_args])
 
 
+def totp_code(secret: str) -> None:
+    if not PY.exists():  # serve installed everything already; no reinstall just for a code
+        ensure_venv()
+    run(PY, "-c", "import sys, pyotp; print(pyotp.TOTP(sys.argv[1]).now())", secret)
+
+
 def main(argv: list[str]) -> None:
     command = argv[1] if len(argv) > 1 else ""
     if command == "serve":
         serve()
     elif command == "test":
         test(argv[2:])
+    elif command == "totp" and len(argv) == 3:
+        totp_code(argv[2])
     else:
         sys.exit(__doc__)
 

@@ -35,6 +35,21 @@ class Secrets:
     development: bool  # True when any of them is a development key
 
 
+def _shifted_clock(start: str) -> Any:
+    from datetime import datetime
+
+    from ehr.store.keys import now_us
+
+    try:
+        moment = datetime.fromisoformat(start.replace("Z", "+00:00"))
+    except ValueError:
+        raise ConfigError("EHR_CLOCK_START must be an ISO 8601 instant with its offset") from None
+    if moment.tzinfo is None:
+        raise ConfigError("EHR_CLOCK_START must be an ISO 8601 instant with its offset")
+    offset = int(moment.timestamp() * 1_000_000) - now_us()
+    return lambda: now_us() + offset
+
+
 def _env_bool(value: Any, default: bool) -> bool:
     if value is None or value == "":
         return default
@@ -150,6 +165,13 @@ def load_config(environ: Mapping[str, str], test_config: Mapping[str, Any] | Non
     if env not in ("development", "production"):
         raise ConfigError("EHR_ENV must be 'development' or 'production'")
     config["EHR_ENV"] = env
+    start = config.pop("EHR_CLOCK_START", None)
+    if start:
+        # A clock that starts at the given instant and runs on, so a whole clinic day can be run
+        # through gunicorn at 23:30 or 00:30 UTC (the browser tests); never in production.
+        if env == "production":
+            raise ConfigError("EHR_CLOCK_START is for development and tests only")
+        config["EHR_CLOCK"] = _shifted_clock(str(start))
     config.setdefault("EHR_DATABASE_URL", f"sqlite:///{instance_path / 'ehr.sqlite3'}")
     config["SQLALCHEMY_DATABASE_URI"] = config["EHR_DATABASE_URL"]
     try:
@@ -182,6 +204,7 @@ WEB_LOGIN_DEFAULTS = {
     "EHR_LOGIN_WINDOW_MINUTES": 60,
     "EHR_LOGIN_BACKOFF_AFTER": 5,  # after this many failures, wait 2^(n - this) seconds between guesses
     "EHR_ACTIVATION_DAYS": 7,  # lifetime of a one-time activation code
+    "EHR_FORM_DRAFT_HOURS": 24,  # what a form held when its session ended is kept this long for restoring
 }
 
 

@@ -31,7 +31,7 @@ from ehr.store import engine as engine_setup
 
 _SIGN_IN = {"auth.login", "auth.totp_check", "auth.totp_enrol", "auth.activate"}
 # The clinic's look-ups by a typed national ID: a desk checks in a few patients a minute, not 30 a second.
-_LOOKUP = {"clinic.check_in", "clinic.break_glass_by_cccd", "clinic.find"}
+_LOOKUP = {"clinic.check_in", "clinic.check_in_with_consent", "clinic.break_glass_by_cccd", "clinic.find"}
 _DEFAULTS = {
     "EHR_RATELIMIT_API": "1200 per minute",  # per (client, source)
     "EHR_RATELIMIT_API_SOURCE": "3000 per minute",  # per source, all clients together

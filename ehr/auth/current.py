@@ -9,7 +9,9 @@ Page views of the clinic workspace and the health book use these:
         ...
 
 The account is read from the database on every request (one primary-key read), so disabling an
-account, resetting its second factor or changing its role takes effect on its next request.
+account, resetting its second factor or changing its role takes effect on its next request. An
+account signed in with a temporary password is sent to the password change page from every page
+behind `login_required` until it has chosen its own.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from ehr.services.context import AccessContext
 from ehr.services.logins import Caller
 
 F = TypeVar("F", bound=Callable[..., Any])
+CHANGE_EXEMPT = frozenset({"auth.password", "auth.logout"})  # what a temporary password may open
 
 
 def caller() -> Caller:
@@ -80,6 +83,9 @@ def login_required(kind: str | None = None, roles: Iterable[str] | None = None) 
                 if sessions.expired():
                     params["m"] = "session-expired"
                 return redirect(url_for("auth.login", **params))
+            if account.must_change_password and request.endpoint not in CHANGE_EXEMPT:
+                # A temporary password (set by an admin) opens nothing but the page that replaces it.
+                return redirect(url_for("auth.password"))
             if (kind and account.kind != kind) or (allowed and account.role not in allowed):
                 abort(403)
             return view(*args, **kwargs)

@@ -24,3 +24,8 @@ class ActivateForm(FlaskForm):
     password = PasswordField(_l("Mật khẩu mới"), validators=[DataRequired(), Length(max=1024)])
     confirm = PasswordField(_l("Nhập lại mật khẩu mới"), validators=[DataRequired(), EqualTo("password")])
 
+
+class PasswordChangeForm(FlaskForm):
+    current = PasswordField(_l("Mật khẩu hiện tại"), validators=[DataRequired(), Length(max=1024)])
+    password = PasswordField(_l("Mật khẩu mới"), validators=[DataRequired(), Length(max=1024)])
+    confirm = PasswordField(_l("Nhập lại mật khẩu mới"), validators=[DataRequired(), Length(max=1024)])

@@ -33,7 +33,7 @@ import secrets
 from collections.abc import Iterator
 from typing import Any, Callable
 
-from flask import Flask, Request, Response, session
+from flask import Flask, Request, Response, current_app, has_request_context, request, session
 from flask.json.tag import TaggedJSONSerializer
 from flask.sessions import SessionInterface, SessionMixin
 from itsdangerous import BadSignature, Signer
@@ -65,6 +65,8 @@ class DatabaseSession(SessionMixin):
         self.row: dict[str, Any] | None = None
         self.had_cookie = had_cookie
         self.expired = False  # the cookie named a session that timed out
+        self.expired_data: dict[str, Any] | None = None  # that session's data and account, for its form drafts
+        self.expired_account: str | None = None
         self.modified = False
         self.rotate = False  # move the data to a new id (and forget the old row) when saving
         self.visitor_issued: int | None = None  # when the visitor cookie this request carried was signed
@@ -151,6 +153,8 @@ class DatabaseSessionInterface(SessionInterface):
             if not isinstance(data, dict) or row["expires_at"] <= now or now - row["last_seen"] > self.idle_us(app, data):
                 with store.writing(INTERNAL) as uow:
                     access.session_delete(uow, key)
+                if isinstance(data, dict):  # kept for this request only: a form it sends becomes a draft (ehr.auth.drafts)
+                    current.expired_data, current.expired_account = data, row["account_id"]
                 return {}, None, None, True
             return data, value, row, False
 
@@ -206,7 +210,7 @@ class DatabaseSessionInterface(SessionInterface):
             elif session.modified:
                 assert session.row is not None
                 access.session_put(uow, {**session.row, "account_id": data.get("aid"), "last_seen": now, "data": _SERIALIZER.dumps(data)})
-            elif session.row is not None and now - session.row["last_seen"] >= TOUCH_SECONDS * 1_000_000:
+            elif session.row is not None and now - session.row["last_seen"] >= TOUCH_SECONDS * 1_000_000 and not _background():
                 access.touch_session(uow, _hash(session.sid), now)
 
 
@@ -243,10 +247,16 @@ def begin_challenge(challenge: dict[str, Any], next_path: str | None) -> None:
 
 def end() -> None:
     """Log out: the row goes and the cookie is cleared (a form shown later in the same request
-    starts a new anonymous session under a new id)."""
+    starts a new anonymous session under a new id). The account's form drafts go too: they
+    survive a session that timed out, not one its owner ended."""
     current = _current()
+    account_id = current.get("aid")
     current.clear()
     current.rotate = True
+    if isinstance(account_id, str):
+        from ehr.services import drafts
+
+        drafts.discard_all(current_app.extensions["ehr.store"], account_id)
 
 
 def expired() -> bool:
@@ -254,3 +264,26 @@ def expired() -> bool:
     current = _current()
     current._d()
     return current.expired
+
+
+def expired_signed_in() -> tuple[str, str | None] | None:
+    """(account id, raw CSRF token) of the signed-in session this request's cookie named, when that
+    session timed out during this request's load; None otherwise (no cookie, an unknown or ended
+    session, a session that never signed in)."""
+    current = _current()
+    current._d()
+    data, account_id = current.expired_data, current.expired_account
+    if not current.expired or data is None or not account_id or data.get("aid") != account_id:
+        return None
+    token = data.get("csrf_token")
+    return account_id, token if isinstance(token, str) else None
+
+
+def _background() -> bool:
+    """A page's own refresh (today's list every 20 s) is not the user at work: it does not keep the
+    session alive, so an unattended screen still signs out at the idle limit. The header is one a
+    cross-site page cannot send without a CORS preflight this server never grants."""
+    return has_request_context() and request.headers.get(BACKGROUND_HEADER) == "1"
+
+
+BACKGROUND_HEADER = "X-EHR-Refresh"

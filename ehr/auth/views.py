@@ -7,19 +7,26 @@ about which accounts exist. Too many attempts get 429 without the password being
 
 from __future__ import annotations
 
+import logging
+import time
+from dataclasses import dataclass
 from typing import Any
 
-from flask import Response, current_app, redirect, render_template, request, session, url_for
+import segno
+from flask import Response, current_app, g, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from markupsafe import Markup
 
 from ehr.auth import bp, clock, sessions
-from ehr.auth.current import caller, current_account, local_path
-from ehr.auth.forms import ActivateForm, CodeForm, LoginForm
-from ehr.services import accounts, logins, totp
+from ehr.auth.current import caller, current_account, current_context, local_path, login_required
+from ehr.auth.forms import ActivateForm, CodeForm, LoginForm, PasswordChangeForm
+from ehr.services import accounts, directory, logins, totp
 from ehr.services.logins import Challenge, Limits
 from ehr.store.runtime import Store
 
 Page = Response | tuple[str, int] | tuple[str, int, dict[str, str]]
+logger = logging.getLogger(__name__)
 
 
 def _store() -> Store:
@@ -31,6 +38,11 @@ def _limits() -> Limits:
     return Limits(max_failures=c["EHR_LOGIN_MAX_FAILURES"], window_seconds=c["EHR_LOGIN_WINDOW_MINUTES"] * 60,
                   backoff_after=c["EHR_LOGIN_BACKOFF_AFTER"], source_max_failures=c["EHR_LOGIN_SOURCE_MAX_FAILURES"],
                   account_max_failures=c["EHR_LOGIN_ACCOUNT_MAX_FAILURES"])
+
+
+ROLE_NAMES = {"doctor": _l("Bác sĩ"), "nurse": _l("Điều dưỡng"), "receptionist": _l("Lễ tân"), "admin": _l("Quản trị"),
+              "patient": _l("Bệnh nhân")}
+FACILITY_NAME_SECONDS = 300  # a facility's name in the page header is read again after this long
 
 
 def _notices() -> dict[str, str]:
@@ -55,6 +67,8 @@ def _signed_in(account: accounts.Account, *, mfa: bool, target: str | None, meth
     """A session with rights begins (under a new id) and the login is audited."""
     sessions.begin(account.account_id, account.kind, mfa=mfa, now=clock.now())
     logins.logged_in(_store(), account, caller(), method)
+    if account.must_change_password:
+        return redirect(url_for("auth.password"))  # a temporary password: replace it first
     return redirect(local_path(target) or "/")
 
 
@@ -141,7 +155,8 @@ def totp_enrol() -> Page:
         return _restart()
     label = account.username or f"patient-{account.account_id[:8]}"
     form = CodeForm()
-    context = {"form": form, "secret": secret, "uri": totp.provisioning_uri(secret, label, current_app.config["EHR_TOTP_ISSUER"])}
+    uri = totp.provisioning_uri(secret, label, current_app.config["EHR_TOTP_ISSUER"])
+    context = {"form": form, "secret": secret, "uri": uri, "qr": _qr_svg(uri)}
     if request.method == "GET" or not form.validate_on_submit():
         return render_template("auth/enrol.html", **context)
     outcome = _code_outcome(challenge, form.code.data)
@@ -157,6 +172,14 @@ def totp_enrol() -> Page:
         return _restart()
     form.code.data = ""
     return render_template("auth/enrol.html", error=_("Mã xác thực không đúng. Hãy nhập mã đang hiện trong ứng dụng."), **context)
+
+
+def _qr_svg(uri: str) -> Markup:
+    """The otpauth URI as a QR code, inline SVG made here: the CSP allows no data: URI, and
+    sending the secret to a QR service would disclose it."""
+    svg = segno.make(uri, error="m").svg_inline(scale=4, border=4, dark="#000", light="#fff", svgclass="totp-qr",
+                                                 title=_("Mã QR thiết lập xác thực hai bước"))
+    return Markup(svg.replace("<svg ", '<svg role="img" ', 1))  # named by its <title>
 
 
 def _rejection(reason: str) -> str:
@@ -199,3 +222,95 @@ def logout() -> Response:
         logins.logged_out(_store(), account, caller())
     sessions.end()
     return redirect(url_for("auth.login", m="logged-out"))
+
+
+def _after_change(account: accounts.Account) -> Response:
+    """Every session of the account ended with the change; this person continues in a new one."""
+    sessions.begin(account.account_id, account.kind, mfa=bool(session.get("mfa")), now=clock.now())
+    target = url_for("clinic.today") if account.kind == "staff" else url_for("healthbook.index")
+    return redirect(target)
+
+
+@bp.route("/password", methods=["GET", "POST"])
+@login_required()
+def password() -> Page:
+    """Change one's password (staff and patients); the only page a temporary password opens."""
+    account = current_account()
+    assert account is not None
+    form = PasswordChangeForm()
+    context: dict[str, Any] = {"form": form, "forced": account.must_change_password}
+    if request.method == "GET":
+        return render_template("auth/password.html", **context)
+    error = None
+    if not form.validate_on_submit():
+        if not form.current.data:
+            error = _("Vui lòng nhập mật khẩu hiện tại.")
+        elif not form.password.data:
+            error = _("Vui lòng nhập mật khẩu mới.")
+        else:
+            error = _("Vui lòng nhập lại mật khẩu mới.") if not form.confirm.data else _("Vui lòng điền đủ các ô.")
+    elif form.password.data != form.confirm.data:
+        error = _("Hai mật khẩu mới không khớp.")
+    if error:
+        return render_template("auth/password.html", error=error, **context), 422
+    ctx = current_context()
+    assert ctx is not None
+    outcome = accounts.change_password(_store(), ctx, account, form.current.data, form.password.data, now=clock.now())
+    if outcome.status == "ok":
+        return _after_change(account)
+    if outcome.status == "throttled":
+        return _throttled("auth/password.html", outcome.retry_after, **context)
+    message = {
+        "wrong": _("Mật khẩu hiện tại không đúng."),
+        "same": _("Mật khẩu mới phải khác mật khẩu hiện tại."),
+    }.get(outcome.status) or _("Mật khẩu mới: %(rule)s", rule=_rejection(outcome.reason))
+    return render_template("auth/password.html", error=message, **context), 422
+
+
+@dataclass(frozen=True)
+class Who:
+    """Who is signed in, as the page header shows it."""
+
+    name: str
+    role: str
+    facility: str
+    kind: str
+
+
+_facility_names: dict[str, tuple[str, float]] = {}
+
+
+def _facility_name(organization_id: str) -> str:
+    """The facility's name for the header, kept a few minutes per process: it changes rarely, and
+    reading it on every page would add a row to the audit trail for every page."""
+    cached = _facility_names.get(organization_id)
+    if cached and time.monotonic() - cached[1] < FACILITY_NAME_SECONDS:
+        return cached[0]
+    ctx = current_context()
+    found = directory.get(_store(), ctx, organization_id) if ctx else None
+    name = found.name if found else ""
+    _facility_names[organization_id] = (name, time.monotonic())
+    return name
+
+
+def who() -> Who | None:
+    """The signed-in person for the header: staff with name, role and facility; a patient with
+    the role only (their name is in their record, which the health book shows)."""
+    if "ehr_who" in g:
+        return g.ehr_who  # type: ignore[no-any-return]
+    found = None
+    try:
+        account = current_account() if session.get("aid") else None
+        if account is not None:
+            name = accounts.display_name(_store(), account.account_id) or "" if account.kind == "staff" else ""
+            facility = _facility_name(account.organization_id) if account.organization_id else ""
+            found = Who(name, str(ROLE_NAMES.get(account.role, account.role)), facility, account.kind)
+    except Exception as exc:  # noqa: BLE001  the header is not worth a second failure (an error page renders it too)
+        logger.warning("page header without the signed-in person: %s", type(exc).__name__)
+    g.ehr_who = found
+    return found
+
+
+@bp.app_context_processor
+def _header() -> dict[str, Any]:
+    return {"signed_in_as": who}  # a function: only pages with a header look the person up

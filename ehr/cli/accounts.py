@@ -4,7 +4,6 @@ Every command is audited under the operator's name; passwords are prompted, neve
 
 from __future__ import annotations
 
-
 import click
 from flask import current_app
 from flask.cli import with_appcontext
@@ -14,8 +13,6 @@ from ehr.fhir.outcomes import FhirError
 from ehr.services import accounts, logins
 from ehr.services.context import STAFF_ROLES
 from ehr.store.keys import now_us
-
-
 
 
 def _days() -> int:
@@ -33,8 +30,9 @@ def staff() -> None:
 @click.option("--organization", required=True, help="Organization id of the facility.")
 @click.option("--name", "display_name", required=True, help="The person's name as shown on the pages (stored encrypted).")
 @click.option("--activation-code", is_flag=True, help="Print a one-time activation code instead of asking for a password.")
+@click.option("--licence", default=None, help="Practising-licence number (chứng chỉ hành nghề), e.g. 000123/HNO-CCHN.")
 @with_appcontext
-def staff_create(username: str, role: str, organization: str, display_name: str, activation_code: bool) -> None:
+def staff_create(username: str, role: str, organization: str, display_name: str, activation_code: bool, licence: str | None) -> None:
     """Create a staff account. Doctors and admins set up TOTP at their first login."""
     password = None
     if not activation_code:
@@ -42,7 +40,7 @@ def staff_create(username: str, role: str, organization: str, display_name: str,
     try:
         account_id, code = accounts.create_staff(
             current_app.extensions["ehr.store"], _operator(), username=username, role=role, organization_id=organization,
-            display_name=display_name, password=password, now=now_us(), activation_days=_days(),
+            display_name=display_name, password=password, now=now_us(), activation_days=_days(), licence=licence,
         )
     except (accounts.AccountError, FhirError) as exc:
         raise _fail(exc) from None

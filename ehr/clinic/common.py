@@ -6,6 +6,7 @@ from datetime import date, datetime
 from typing import Any
 
 from flask import current_app, session
+from flask_babel import lazy_gettext as _l
 
 from ehr.auth import clock
 from ehr.auth.current import current_context
@@ -15,6 +16,17 @@ from ehr.store.runtime import Store
 STAFF = ("doctor", "nurse", "receptionist", "admin")
 CLINICIANS = ("doctor", "nurse")
 RECENT = 8
+
+# Record item types by their Vietnamese names: pages never show FHIR type names.
+KINDS = {
+    "Observation": _l("Chỉ số"), "Condition": _l("Chẩn đoán"), "MedicationRequest": _l("Thuốc"), "AllergyIntolerance": _l("Dị ứng"),
+    "Immunization": _l("Tiêm chủng"), "Procedure": _l("Phẫu thuật, thủ thuật"), "FamilyMemberHistory": _l("Tiền sử gia đình"),
+    "Composition": _l("Tóm tắt"), "Appointment": _l("Hẹn tái khám"), "Encounter": _l("Lượt khám"),
+}
+VISIT_STATUS = {
+    "planned": _l("Đã hẹn"), "arrived": _l("Đang chờ"), "triaged": _l("Đã gọi"), "in-progress": _l("Đang khám"),
+    "onleave": _l("Tạm vắng"), "finished": _l("Đã xong"), "cancelled": _l("Đã hủy lượt"), "entered-in-error": _l("Đã hủy (nhập nhầm)"),
+}
 
 
 def store() -> Store:

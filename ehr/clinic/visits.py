@@ -12,13 +12,15 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from werkzeug.wrappers import Response
 
-from ehr.auth import clock
+from ehr.auth import clock, drafts
 from ehr.auth.current import login_required
-from ehr.clinic import bp, common, forms
+from ehr.clinic import bp, common, forms, visit_values
+from ehr.fhir import corrections
 from ehr.fhir import visit as v
+from ehr.fhir.terminology import ICD10
 from ehr.fhir.outcomes import FhirError
 from ehr.identity import clinical_codes, icd10
-from ehr.services import chart, policy, signing, visits
+from ehr.services import chart, policy, practitioners, signing, visits
 
 CLASSES = {"AMB": _l("Ngoại trú"), "IMP": _l("Nội trú"), "EMER": _l("Cấp cứu"), "VR": _l("Khám từ xa"), "HH": _l("Khám tại nhà")}
 
@@ -45,18 +47,51 @@ def _decimal(value: Any) -> Decimal | None:
     return Decimal(str(value)) if value is not None else None
 
 
-def _visit(patient_id: str, data: dict[str, Any], form: Any, errors: dict[str, list[str]]) -> v.Visit | None:
+# What each role records on the visit form (the rest of the form is not shown to it): a nurse
+# takes vital signs, allergies, vaccinations and a nursing note; doctors record everything.
+SECTIONS = {
+    "doctor": frozenset({"vitals", "diagnoses", "prescriptions", "allergies", "vaccinations", "procedures", "family", "note", "advice"}),
+    "nurse": frozenset({"vitals", "allergies", "vaccinations", "note"}),
+}
+_SECTION_FIELDS = {"diagnoses": ("dx-",), "prescriptions": ("rx-",), "procedures": ("pr-",), "family": ("fh-",),
+                   "advice": ("advice", "revisit"), "allergies": ("al-",), "vaccinations": ("im-",), "note": ("note",)}
+
+
+def _sections() -> frozenset[str]:
+    return SECTIONS.get(common.ctx().role or "", frozenset())
+
+
+def _outside_role(form: Any) -> bool:
+    """Whether the form carries values for a part of the visit the signed-in role does not record."""
+    allowed = _sections()
+    prefixes = tuple(p for section, ps in _SECTION_FIELDS.items() if section not in allowed for p in ps)
+    return any(str(value).strip() for key, value in form.items() if key.startswith(prefixes)) if prefixes else False
+
+
+def _author() -> v.Author | None:
+    clinician = practitioners.for_account(common.store(), common.ctx())
+    return v.Author(clinician.practitioner_id, clinician.role_id, clinician.name) if clinician else None
+
+
+def _visit(patient_id: str, data: dict[str, Any], form: Any, errors: dict[str, list[str]],
+           encounter: tuple[dict[str, Any], str] | None = None, replaces: list[dict[str, Any]] | None = None) -> v.Visit | None:
     ctx = common.ctx()
+    if _outside_role(form):
+        errors["form"] = [_("Vai trò của bạn chỉ ghi dấu hiệu sinh tồn, dị ứng, tiêm chủng và ghi chú; chẩn đoán và kê đơn do bác sĩ ghi.")]
+        return None
+    forms.check_rows(form, errors)  # every free-text row field within its FHIR element's limit
+    replaced = frozenset(str(d.get("id")) for d in replaces or [])
+    current = chart.lists(common.store(), ctx, patient_id)
     diagnoses = []
-    for i, row in enumerate(forms.rows(form, "dx", ("code",))):
+    for i, row in forms.rows(form, "dx", ("code",)):
         problem = icd10.check(row["code"])
         found = icd10.lookup(row["code"]) if problem is None else None
         if found is None:
             errors[f"dx-{i}-code"] = [_("Mã ICD-10 không có trong danh mục.")]
         else:
-            diagnoses.append(v.Diagnosis(found.code, found.display))
+            diagnoses.append(v.Diagnosis(found.code, found.display, current.problem_with(found.code, replaced)))
     prescriptions = []
-    for i, row in enumerate(forms.rows(form, "rx", ("drug", "dose", "unit", "route", "frequency", "days", "quantity", "instructions"))):
+    for i, row in forms.rows(form, "rx", ("drug", "dose", "unit", "route", "frequency", "days", "quantity", "instructions")):
         try:
             frequency = int(row["frequency"] or 0)
             days = int(row["days"]) if row["days"] else None
@@ -71,28 +106,34 @@ def _visit(patient_id: str, data: dict[str, Any], form: Any, errors: dict[str, l
         route = clinical_codes.by_code(clinical_codes.routes(), row["route"]) if row["route"] else None
         prescriptions.append(v.Prescription(row["drug"], dose, row["unit"] or None, route.code if route else None, route.display if route else None,
                                             frequency, days, quantity, row["instructions"] or None))
+    # An allergy the patient's list already holds is not written again (one list per patient).
     allergies = [v.Allergy(r["substance"], r["criticality"] or None, r["reaction"] or None)
-                 for r in forms.rows(form, "al", ("substance", "criticality", "reaction")) if r["substance"]]
+                 for _i, r in forms.rows(form, "al", ("substance", "criticality", "reaction"))
+                 if r["substance"] and not current.has_allergy(r["substance"], replaced)]
     vaccinations = []
-    for i, row in enumerate(forms.rows(form, "im", ("vaccine", "lot", "site", "date"))):
+    for i, row in forms.rows(form, "im", ("vaccine", "lot", "site", "date")):
         vaccine = clinical_codes.by_code(clinical_codes.vaccines(), row["vaccine"])
         site = clinical_codes.by_code(clinical_codes.sites(), row["site"]) if row["site"] else None
-        given = forms.parse_day(row["date"]) if row["date"] else clock.today()
-        if vaccine is None or given is None or given > clock.today():
+        given = forms.check_day(errors, f"im-{i}-date", _("Ngày tiêm"), row["date"]) if row["date"] else clock.today()
+        if given is None:
+            continue  # "31/02/2026 is not a real date" is on the date field
+        if vaccine is None or given > clock.today():
             errors[f"im-{i}-vaccine"] = [_("Chọn vắc xin và ngày tiêm (không sau hôm nay).")]
             continue
         vaccinations.append(v.Vaccination(vaccine.code, vaccine.display, given, row["lot"] or None,
                                           site.code if site else None, site.display if site else None,
                                           site.system if site else v.ACT_SITE))
     procedures = []
-    for i, row in enumerate(forms.rows(form, "pr", ("text", "date"))):
-        performed = forms.parse_day(row["date"]) if row["date"] else None
-        if not row["text"] or (row["date"] and performed is None):
+    for i, row in forms.rows(form, "pr", ("text", "date")):
+        performed = forms.check_day(errors, f"pr-{i}-date", _("Ngày"), row["date"]) if row["date"] else None
+        if row["date"] and performed is None:
+            continue
+        if not row["text"]:
             errors[f"pr-{i}-text"] = [_("Nhập tên phẫu thuật/thủ thuật và ngày theo dạng dd/mm/yyyy.")]
             continue
         procedures.append(v.PastProcedure(row["text"], performed))
     family = []
-    for i, row in enumerate(forms.rows(form, "fh", ("relationship", "condition"))):
+    for i, row in forms.rows(form, "fh", ("relationship", "condition")):
         relation = clinical_codes.by_code(clinical_codes.relationships(), row["relationship"])
         if relation is None or not row["condition"]:
             errors[f"fh-{i}-condition"] = [_("Chọn quan hệ và nhập bệnh của người thân.")]
@@ -111,7 +152,33 @@ def _visit(patient_id: str, data: dict[str, Any], form: Any, errors: dict[str, l
         diagnoses=diagnoses, allergies=allergies, prescriptions=prescriptions, vaccinations=vaccinations,
         procedures=procedures, family=family,
         note=data.get("note"), advice=data.get("advice"), revisit=data.get("revisit"),
+        author=_author(), encounter=encounter[0] if encounter else None, encounter_version=encounter[1] if encounter else None,
+        replaces=replaces or [],
     )
+
+
+def _form(patient: dict[str, Any], patient_id: str, values: dict[str, Any], errors: dict[str, list[str]], status: int,
+          action: str, editing: bool = False) -> tuple[str, int]:
+    return render_template("clinic/visit_form.html", patient=patient, patient_id=patient_id, values=values, errors=errors,
+                           classes=CLASSES, blood_groups=_blood_groups(), routes=_routes(), common=common, action=action,
+                           sections=_sections(), editing=editing, **_history_choices()), status
+
+
+def _save(patient_id: str, queued: tuple[dict[str, Any], str] | None, replaces: list[dict[str, Any]] | None,
+          errors: dict[str, list[str]]) -> Response | None:
+    """Check and write the posted form; a redirect to the visit, or None with `errors` filled."""
+    data, found = forms._load(forms.VisitSchema(), forms._blank_to_none(request.form))
+    errors.update(found)
+    visit = _visit(patient_id, data or {}, request.form, errors, queued, replaces) if data is not None else None
+    if visit is None:
+        return None
+    visit.diagnoses_recorded = "diagnoses" in _sections()
+    try:
+        encounter_id = visits.record(common.store(), common.ctx(), visit)
+    except FhirError as exc:
+        errors["form"] = [_("Không lưu được: %(reason)s", reason=exc.issues[0].diagnostics if exc.issues else exc.status)]
+        return None
+    return redirect(url_for("clinic.visit", encounter_id=encounter_id))
 
 
 @bp.route("/patients/<patient_id>/visits/new", methods=["GET", "POST"])
@@ -121,24 +188,90 @@ def new_visit(patient_id: str) -> Response | str | tuple[str, int]:
         patient = chart.patient(common.store(), common.ctx(), patient_id)
     except FhirError:
         return render_template("clinic/closed.html", patient_id=patient_id), 404
+    queued = None
+    encounter_id = (request.values.get("encounter") or "").strip()
+    if encounter_id:  # the patient's turn in today's queue: the visit is recorded into that Encounter
+        try:
+            queued = visits.open_encounter(common.store(), common.ctx(), encounter_id)
+        except FhirError as exc:
+            return render_template("clinic/closed.html", patient_id=patient_id, reason=exc.status), 409 if exc.status == 409 else 404
+        if ((queued[0].get("subject") or {}).get("reference")) != f"Patient/{patient_id}":
+            return render_template("clinic/closed.html", patient_id=patient_id), 404
     values: dict[str, Any] = {"token": str(uuid.uuid4()), "class_code": "AMB"}
+    if request.method == "GET":  # what was typed when the session ended, its token included (ehr.auth.drafts)
+        values = drafts.take(request.path) or values
+    if queued:
+        values["encounter"] = encounter_id
     errors: dict[str, list[str]] = {}
     if request.method == "POST":
         values = {k: v_ for k, v_ in request.form.items() if k != "csrf_token"}
-        data, errors = forms._load(forms.VisitSchema(), forms._blank_to_none(request.form))
-        visit = _visit(patient_id, data or {}, request.form, errors) if data is not None else None
-        if visit is not None:
-            try:
-                encounter_id = visits.record(common.store(), common.ctx(), visit)
-            except FhirError as exc:
-                errors = {"form": [_("Không lưu được: %(reason)s", reason=exc.issues[0].diagnostics if exc.issues else exc.status)]}
-            else:
-                return redirect(url_for("clinic.visit", encounter_id=encounter_id))
+        done = _save(patient_id, queued, None, errors)
+        if done is not None:
+            return done
         status = 422
     else:
         status = 200
-    return render_template("clinic/visit_form.html", patient=patient, patient_id=patient_id, values=values, errors=errors,
-                           classes=CLASSES, blood_groups=_blood_groups(), routes=_routes(), common=common, **_history_choices()), status
+    return _form(patient, patient_id, values, errors, status, url_for("clinic.new_visit", patient_id=patient_id))
+
+
+def _own_items(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """What an edit by the signed-in role replaces: only the parts of the visit that role records."""
+    allowed = _sections()
+    kinds = {"Observation": "vitals", "Condition": "diagnoses", "MedicationRequest": "prescriptions", "AllergyIntolerance": "allergies",
+             "Immunization": "vaccinations", "Procedure": "procedures", "FamilyMemberHistory": "family", "Appointment": "advice"}
+    out = []
+    for doc in visit_values.replaced(items):
+        kind = doc.get("resourceType", "")
+        if kind == "Composition":
+            # One summary holds the note and the advice: only a role that records both replaces it.
+            if {"note", "advice"} <= allowed:
+                out.append(doc)
+        elif kinds.get(kind) in allowed:
+            out.append(doc)
+    return out
+
+
+@bp.route("/visits/<encounter_id>/edit", methods=["GET", "POST"])
+@login_required(kind="staff", roles=common.CLINICIANS)
+def edit_visit(encounter_id: str) -> Response | str | tuple[str, int]:
+    """Correct an unsigned visit: the form again, filled in; saving replaces what it shows."""
+    store, ctx = common.store(), common.ctx()
+    try:
+        encounter, items, signature = chart.visit(store, ctx, encounter_id)
+        if signature:
+            return redirect(url_for("clinic.amend_visit", encounter_id=encounter_id))
+        queued = visits.open_encounter(store, ctx, encounter_id)
+    except FhirError as exc:
+        return render_template("clinic/closed.html", patient_id=None), 409 if exc.status == 409 else 404
+    patient_id = ((encounter.get("subject") or {}).get("reference") or "/").split("/", 1)[1]
+    patient = chart.patient(store, ctx, patient_id)
+    errors: dict[str, list[str]] = {}
+    if request.method == "POST":
+        values = {k: v_ for k, v_ in request.form.items() if k != "csrf_token"}
+        done = _save(patient_id, queued, _own_items(items), errors)
+        if done is not None:
+            return done
+        status = 422
+    else:  # what was typed when the session ended (ehr.auth.drafts), or the visit as recorded
+        values = drafts.take(request.path) or {**visit_values.values_of(encounter, items), "token": str(uuid.uuid4())}
+        status = 200
+    return _form(patient, patient_id, values, errors, status, url_for("clinic.edit_visit", encounter_id=encounter_id), editing=True)
+
+
+@bp.post("/visits/<encounter_id>/cancel")
+@login_required(kind="staff", roles=("doctor",))
+def cancel_visit(encounter_id: str) -> Response | tuple[str, int]:
+    """Cancel an unsigned visit (entered in error): kept for staff, gone from the health book."""
+    store, ctx = common.store(), common.ctx()
+    try:
+        encounter, items, signature = chart.visit(store, ctx, encounter_id)
+        if signature:
+            return redirect(url_for("clinic.amend_visit", encounter_id=encounter_id))
+        queued, _version = visits.open_encounter(store, ctx, encounter_id)
+        visits.cancel(store, ctx, queued, items)
+    except FhirError as exc:
+        return render_template("clinic/closed.html", patient_id=None), 409 if exc.status == 409 else 404
+    return redirect(url_for("clinic.visit", encounter_id=encounter_id))
 
 
 @bp.get("/visits/<encounter_id>")
@@ -152,8 +285,13 @@ def visit(encounter_id: str) -> str | tuple[str, int]:
     if signature and policy.may(common.ctx(), "read", "Provenance"):
         report = signing.verify(common.store(), common.ctx(), current_app.extensions["ehr.signing"], signature)
     patient_id = ((encounter.get("subject") or {}).get("reference") or "/").split("/", 1)[1]
+    clinicians = [str((p.get("individual") or {}).get("display")) for p in encounter.get("participant") or []
+                  if (p.get("individual") or {}).get("display")]
+    refs = {f"{d.get('resourceType')}/{d.get('id')}" for d in items}
+    changes = chart.amendments(common.store(), common.ctx(), patient_id, refs) if signature else []
     return render_template("clinic/visit.html", encounter=encounter, items=items, signature=signature, report=report,
-                           patient_id=patient_id, classes=CLASSES, common=common)
+                           patient_id=patient_id, classes=CLASSES, common=common, kinds=common.KINDS, statuses=common.VISIT_STATUS,
+                           clinicians=clinicians, amendments=changes, amended=bool(request.args.get("amended")))
 
 
 @bp.post("/visits/<encounter_id>/sign")
@@ -173,3 +311,58 @@ def icd10_search() -> dict[str, Any]:
     """The diagnosis picker's suggestions (code and name), for the typed text."""
     found = icd10.search(request.args.get("q", ""), limit=15)
     return {"items": [{"code": d.code, "display": d.display} for d in found]}
+
+
+@bp.route("/visits/<encounter_id>/amend", methods=["GET", "POST"])
+@login_required(kind="staff", roles=("doctor",))
+def amend_visit(encounter_id: str) -> Response | str | tuple[str, int]:
+    """Correct a signed visit, one item per submission: a diagnosis recoded, or an item marked
+    entered in error; each a new version with its own signature and the reason; the old one stays."""
+    store, ctx = common.store(), common.ctx()
+    try:
+        encounter, items, signature = chart.visit(store, ctx, encounter_id)
+    except FhirError:
+        return render_template("clinic/closed.html", patient_id=None), 404
+    if not signature:
+        return redirect(url_for("clinic.edit_visit", encounter_id=encounter_id))
+    errors: dict[str, list[str]] = {}
+    values: dict[str, str] = {}
+    status = 200
+    if request.method == "POST":
+        values = {k: str(v_).strip() for k, v_ in request.form.items() if k != "csrf_token"}
+        target = next((d for d in items if f"{d.get('resourceType')}/{d.get('id')}" == values.get("item")), None)
+        doc = _amended(target, values, errors) if target else None
+        if target is None:
+            errors["form"] = [_("Không tìm thấy mục cần sửa trong lượt khám này.")]
+        if doc is not None:
+            try:
+                signing.amend(store, ctx, current_app.extensions["ehr.signing"], target["resourceType"], target["id"], doc,
+                              reason=values["reason"])
+            except FhirError as exc:
+                errors["form"] = [_("Không lưu được: %(reason)s", reason=exc.issues[0].diagnostics if exc.issues else exc.status)]
+            else:
+                return redirect(url_for("clinic.visit", encounter_id=encounter_id, amended=1))
+        status = 422
+    patient_id = ((encounter.get("subject") or {}).get("reference") or "/").split("/", 1)[1]
+    return render_template("clinic/amend.html", encounter=encounter, items=[d for d in items if not corrections.is_error(d)],
+                           patient_id=patient_id, values=values, errors=errors, common=common, kinds=common.KINDS), status
+
+
+def _amended(target: dict[str, Any], values: dict[str, str], errors: dict[str, list[str]]) -> dict[str, Any] | None:
+    """The corrected resource for the posted amendment, or None with `errors` filled."""
+    key = f"{target['resourceType']}/{target['id']}"
+    if not 5 <= len(values.get("reason", "")) <= 500:
+        errors[f"reason-{key}"] = [_("Lý do sửa đổi: nhập từ 5 đến 500 ký tự.")]
+    if values.get("action") == "error":
+        return None if errors else corrections.entered_in_error(target)
+    if target["resourceType"] != "Condition":
+        errors["form"] = [_("Chỉ chẩn đoán được sửa mã; mục khác được đánh dấu nhập nhầm.")]
+        return None
+    found = icd10.lookup(values.get("code", "")) if icd10.check(values.get("code", "")) is None else None
+    if found is None:
+        errors[f"code-{key}"] = [_("Mã ICD-10 không có trong danh mục.")]
+    if errors or found is None:
+        return None
+    doc = {k: val for k, val in target.items() if k != "meta"}
+    doc["code"] = {"coding": [{"system": ICD10, "code": found.code, "display": found.display}], "text": found.display}
+    return doc

@@ -939,7 +939,7 @@ class Access:
 
     @property
     def under_consent(self) -> bool:
-        return self.basis == "consent"
+        return self.basis in ("consent", "paper-consent")
 
 
 _SUBTYPE_ACTIONS = {"search-type": "search", "history-instance": "history", "operation": "everything"}

@@ -109,3 +109,65 @@ def related_person(name: str, relationship: str, phone: str | None, patient_ref:
     if phone:
         doc["telecom"] = [{"system": "phone", "value": "".join(phone.split())}]
     return doc
+
+
+# --- corrections at the desk ----------------------------------------------------------------------
+
+# What the registration form writes; everything else a Patient carries (other identifiers, links,
+# contacts, other extensions) is kept as it was when the desk corrects the card.
+_FORM_ELEMENTS = ("name", "gender", "birthDate", "telecom", "address")
+_FORM_EXTENSIONS = (ETHNICITY_EXT, OCCUPATION_EXT, NATIONALITY_EXT)
+
+
+def corrected_patient(old: dict[str, Any], form: dict[str, Any], systems: IdentifierSystems) -> dict[str, Any]:
+    """The Patient after the desk's correction: the form's elements replaced, the rest kept."""
+    new = patient(form, systems)
+    out = {k: v for k, v in old.items() if k not in ("meta", "text", *_FORM_ELEMENTS)}
+    for key in _FORM_ELEMENTS:
+        if key in new:
+            out[key] = new[key]
+    out["identifier"] = [*new["identifier"], *(i for i in old.get("identifier") or [] if i.get("system") != systems.cccd)]
+    extensions = [e for e in old.get("extension") or [] if e.get("url") not in _FORM_EXTENSIONS] + list(new.get("extension") or [])
+    if extensions:
+        out["extension"] = extensions
+    else:
+        out.pop("extension", None)
+    return out
+
+
+def form_values(doc: dict[str, Any], card: dict[str, Any] | None, representative: dict[str, Any] | None,
+                systems: IdentifierSystems) -> dict[str, str]:
+    """The registration form's fields for a registered patient (the inverse of `patient`)."""
+    name = (doc.get("name") or [{}])[0]
+    values: dict[str, str] = {
+        "cccd": next((str(i.get("value", "")) for i in doc.get("identifier") or [] if i.get("system") == systems.cccd), ""),
+        "full_name": str(name.get("text") or " ".join([name.get("family", ""), *name.get("given", [])]).strip()),
+        "gender": str(doc.get("gender") or ""),
+        "phone": next((str(t.get("value", "")) for t in doc.get("telecom") or [] if t.get("system") == "phone"), ""),
+        "nationality": "",
+    }
+    if doc.get("birthDate"):
+        values["birth_date"] = date.fromisoformat(str(doc["birthDate"])[:10]).strftime("%d/%m/%Y")
+    address = (doc.get("address") or [{}])[0]
+    values["address_line"] = str((address.get("line") or [""])[0])
+    for ext in address.get("extension") or []:
+        if ext.get("url") == ADDRESS_COMMUNE_EXT:
+            values["commune"] = str(ext.get("valueCode", ""))
+        elif ext.get("url") == ADDRESS_PROVINCE_EXT:
+            values["province"] = str(ext.get("valueCode", ""))
+    for ext in doc.get("extension") or []:
+        if ext.get("url") == ETHNICITY_EXT:
+            values["ethnicity"] = str((ext.get("valueCoding") or {}).get("code", ""))
+        elif ext.get("url") == OCCUPATION_EXT:
+            values["occupation"] = str((ext.get("valueCoding") or {}).get("code", ""))
+        elif ext.get("url") == NATIONALITY_EXT:
+            for inner in ext.get("extension") or []:
+                values["nationality"] = str(((inner.get("valueCodeableConcept") or {}).get("coding") or [{}])[0].get("code", ""))
+    if card:
+        values["bhyt"] = next((str(i.get("value", "")) for i in card.get("identifier") or [] if i.get("system") == systems.bhyt), "")
+    if representative:
+        values["rep_name"] = str((representative.get("name") or [{}])[0].get("text", ""))
+        codes = [c.get("code") for r in representative.get("relationship") or [] for c in r.get("coding") or []]
+        values["rep_relationship"] = next((str(c) for c in codes if c in ("MTH", "FTH")), "GUARD" if "GUARD" in codes else "")
+        values["rep_phone"] = next((str(t.get("value", "")) for t in representative.get("telecom") or []), "")
+    return values

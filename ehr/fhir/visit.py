@@ -19,6 +19,7 @@ from datetime import date, datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
+from ehr.fhir import corrections
 from ehr.fhir.terminology import ACT_CODE, ALLERGY_CLINICAL, ALLERGY_VERIFICATION, CONDITION_CATEGORY, CONDITION_CLINICAL
 from ehr.fhir.terminology import CONDITION_VERIFICATION, ICD10, LOINC, OBSERVATION_CATEGORY, UCUM, VITAL_SIGNS
 
@@ -27,6 +28,8 @@ DIAGNOSIS_ROLE = "http://terminology.hl7.org/CodeSystem/diagnosis-role"
 CVX = "http://hl7.org/fhir/sid/cvx"
 ROLE_CODE = "http://terminology.hl7.org/CodeSystem/v3-RoleCode"
 ACT_SITE = "http://terminology.hl7.org/CodeSystem/v3-ActSite"
+PERFORMER_FUNCTION = "http://terminology.hl7.org/CodeSystem/v2-0443"
+PARTICIPATION = "http://terminology.hl7.org/CodeSystem/v3-ParticipationType"
 SNOMED = "http://snomed.info/sct"
 ASSOCIATED_ENCOUNTER = "http://hl7.org/fhir/StructureDefinition/encounter-associatedEncounter"
 BLOOD_GROUP_LOINC = "882-1"
@@ -37,6 +40,9 @@ _SINGLE_IDENTIFIER = frozenset({"Composition"})  # 0..1 identifier in R4
 class Diagnosis:
     code: str  # ICD-10, checked
     display: str
+    # The patient's active Condition with this code, if any: the visit references it instead of
+    # writing the same problem again (one problem list per patient).
+    existing_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -83,6 +89,14 @@ class FamilyHistory:
     condition: str
 
 
+@dataclass(frozen=True)
+class Author:
+    """The signed-in clinician who records the visit (their Practitioner and PractitionerRole)."""
+    practitioner_id: str
+    role_id: str | None
+    name: str
+
+
 @dataclass
 class Visit:
     patient_id: str
@@ -103,6 +117,16 @@ class Visit:
     note: str | None = None
     advice: str | None = None
     revisit: date | None = None
+    author: Author | None = None
+    # Items of this visit an edit replaces: kept, marked entered-in-error, in the same transaction.
+    replaces: list[dict[str, Any]] = field(default_factory=list)
+    # The facility's queued Encounter (from check-in) the visit is recorded into, with its version
+    # for If-Match; None records a walk-in visit as a new Encounter.
+    encounter: dict[str, Any] | None = None
+    encounter_version: str | None = None
+    # Whether this form records the diagnoses (a doctor's does, a nurse's does not): only then
+    # does it set Encounter.diagnosis, possibly to none.
+    diagnoses_recorded: bool = True
 
 
 def bmi(height_cm: Decimal, weight_kg: Decimal) -> Decimal:
@@ -116,10 +140,17 @@ class _Builder:
         self.visit = visit
         self.system = f"{identifier_base.rstrip('/')}/{ITEM_SYSTEM_PATH}"
         self.entries: list[dict[str, Any]] = []
-        self.encounter_url = self._urn()
+        self.encounter_url = f"Encounter/{visit.encounter['id']}" if visit.encounter else self._urn()
         self.patient = {"reference": f"Patient/{visit.patient_id}"}
         self.encounter = {"reference": self.encounter_url}
         self.when = visit.started.isoformat()
+        self.organization = {"reference": f"Organization/{visit.organization_id}"}
+        author = visit.author
+        self.practitioner = {"reference": f"Practitioner/{author.practitioner_id}", "display": author.name} if author else None
+
+    def by(self) -> list[dict[str, Any]]:
+        """Who recorded an item: the clinician (when known) and the facility."""
+        return [r for r in (self.practitioner, self.organization) if r]
 
     @staticmethod
     def _urn() -> str:
@@ -148,7 +179,7 @@ def _vital(b: _Builder, key: str, value: Decimal) -> None:
         "resourceType": "Observation", "status": "final",
         "category": [{"coding": [{"system": OBSERVATION_CATEGORY, "code": "vital-signs", "display": "Vital Signs"}]}],
         "code": {"coding": [{"system": LOINC, "code": sign.loinc, "display": sign.display}], "text": sign.display},
-        "subject": b.patient, "encounter": b.encounter, "effectiveDateTime": b.when,
+        "subject": b.patient, "encounter": b.encounter, "effectiveDateTime": b.when, "performer": b.by(),
         "valueQuantity": _quantity(value, sign.unit or ""),
     }, f"vital-{key}")
 
@@ -159,7 +190,7 @@ def _blood_pressure(b: _Builder, systolic: Decimal, diastolic: Decimal) -> None:
         "resourceType": "Observation", "status": "final",
         "category": [{"coding": [{"system": OBSERVATION_CATEGORY, "code": "vital-signs", "display": "Vital Signs"}]}],
         "code": {"coding": [{"system": LOINC, "code": panel.loinc, "display": panel.display}], "text": "Blood pressure"},
-        "subject": b.patient, "encounter": b.encounter, "effectiveDateTime": b.when,
+        "subject": b.patient, "encounter": b.encounter, "effectiveDateTime": b.when, "performer": b.by(),
         "component": [
             {"code": {"coding": [{"system": LOINC, "code": s.loinc, "display": s.display}]}, "valueQuantity": _quantity(v, "mm[Hg]")}
             for s, v in ((sys_, systolic), (dia, diastolic))
@@ -182,7 +213,7 @@ def _vitals(b: _Builder) -> None:
             "resourceType": "Observation", "status": "final",
             "category": [{"coding": [{"system": OBSERVATION_CATEGORY, "code": "laboratory", "display": "Laboratory"}]}],
             "code": {"coding": [{"system": LOINC, "code": BLOOD_GROUP_LOINC, "display": "ABO and Rh group [Type] in Blood"}]},
-            "subject": b.patient, "encounter": b.encounter, "effectiveDateTime": b.when,
+            "subject": b.patient, "encounter": b.encounter, "effectiveDateTime": b.when, "performer": b.by(),
             "valueCodeableConcept": {"coding": [{"system": LOINC, "code": code, "display": display}], "text": display},
         }, "blood-group")
 
@@ -190,20 +221,29 @@ def _vitals(b: _Builder) -> None:
 def _diagnoses(b: _Builder) -> list[dict[str, Any]]:
     ranked = []
     for rank, d in enumerate(b.visit.diagnoses, start=1):
-        url = b.add({
+        if d.existing_id:
+            ranked.append(_ranked(f"Condition/{d.existing_id}", rank, f"{d.code} {d.display}"))
+            continue
+        condition: dict[str, Any] = {
             "resourceType": "Condition",
             "clinicalStatus": {"coding": [{"system": CONDITION_CLINICAL, "code": "active"}]},
             "verificationStatus": {"coding": [{"system": CONDITION_VERIFICATION, "code": "confirmed"}]},
             "category": [{"coding": [{"system": CONDITION_CATEGORY, "code": "encounter-diagnosis", "display": "Encounter Diagnosis"}]}],
             "code": {"coding": [{"system": ICD10, "code": d.code, "display": d.display}], "text": d.display},
             "subject": b.patient, "encounter": b.encounter, "recordedDate": b.when,
-        }, f"diagnosis-{rank}")
-        ranked.append({
-            "condition": {"reference": url}, "rank": rank,
-            "use": {"coding": [{"system": DIAGNOSIS_ROLE, "code": "DD" if rank == 1 else "CM",
-                                "display": "Discharge diagnosis" if rank == 1 else "Comorbidity diagnosis"}]},
-        })
+        }
+        if b.practitioner:
+            condition["recorder"] = condition["asserter"] = b.practitioner
+        ranked.append(_ranked(b.add(condition, f"diagnosis-{rank}"), rank))
     return ranked
+
+
+def _ranked(reference: str, rank: int, display: str | None = None) -> dict[str, Any]:
+    return {
+        "condition": {"reference": reference, **({"display": display} if display else {})}, "rank": rank,
+        "use": {"coding": [{"system": DIAGNOSIS_ROLE, "code": "DD" if rank == 1 else "CM",
+                            "display": "Discharge diagnosis" if rank == 1 else "Comorbidity diagnosis"}]},
+    }
 
 
 def _history(b: _Builder) -> None:
@@ -219,13 +259,17 @@ def _history(b: _Builder) -> None:
             allergy["criticality"] = a.criticality
         if a.reaction:
             allergy["reaction"] = [{"manifestation": [{"text": a.reaction}]}]
+        if b.practitioner:
+            allergy["recorder"] = b.practitioner
         b.add(allergy, f"allergy-{i}")
     for i, vac in enumerate(v.vaccinations, start=1):
         shot: dict[str, Any] = {
             "resourceType": "Immunization", "status": "completed",
             "vaccineCode": {"coding": [{"system": CVX, "code": vac.cvx, "display": vac.display}], "text": vac.display},
             "patient": b.patient, "encounter": b.encounter, "occurrenceDateTime": vac.occurred.isoformat(),
-            "performer": [{"actor": {"reference": f"Organization/{v.organization_id}"}}],
+            "performer": [*([{"function": {"coding": [{"system": PERFORMER_FUNCTION, "code": "AP", "display": "Administering Provider"}]},
+                               "actor": b.practitioner}] if b.practitioner else []),
+                          {"actor": {"reference": f"Organization/{v.organization_id}"}}],
         }
         if vac.lot:
             shot["lotNumber"] = vac.lot
@@ -237,6 +281,8 @@ def _history(b: _Builder) -> None:
             "resourceType": "Procedure", "status": "completed", "code": {"text": p.text},
             "subject": b.patient, "encounter": b.encounter,
         }
+        if b.practitioner:
+            procedure["recorder"] = b.practitioner
         if p.performed:
             procedure["performedDateTime"] = p.performed.isoformat()
         b.add(procedure, f"procedure-{i}")
@@ -269,6 +315,8 @@ def _prescriptions(b: _Builder) -> None:
             "subject": b.patient, "encounter": b.encounter, "authoredOn": b.when,
             "dosageInstruction": [dosage],
         }
+        if b.practitioner:
+            request["requester"] = b.practitioner
         if rx.quantity is not None or rx.duration_days:
             dispense: dict[str, Any] = {}
             if rx.quantity is not None:
@@ -304,7 +352,7 @@ def _summary(b: _Builder) -> None:
             "resourceType": "Composition", "status": "preliminary",
             "type": {"coding": [{"system": LOINC, "code": "34133-9", "display": "Summary of episode note"}]},
             "subject": b.patient, "encounter": b.encounter, "date": b.when,
-            "author": [{"reference": f"Organization/{v.organization_id}"}], "title": "Tóm tắt đợt khám",
+            "author": b.by(), "title": "Tóm tắt đợt khám",
             "section": sections,
         }, "summary")
 
@@ -316,28 +364,70 @@ def _escape(text: str) -> str:
 def transaction(visit: Visit, identifier_base: str) -> dict[str, Any]:
     """The whole visit as one transaction Bundle (entries conditional on the submission token)."""
     b = _Builder(visit, identifier_base)
-    encounter: dict[str, Any] = {
-        "resourceType": "Encounter", "status": "in-progress",
-        "class": {"system": ACT_CODE, "code": visit.class_code, "display": visit.class_display},
-        "subject": b.patient, "period": {"start": b.when},
-        "serviceProvider": {"reference": f"Organization/{visit.organization_id}"},
-    }
-    if visit.reason:
-        encounter["reasonCode"] = [{"text": visit.reason}]
-    b.add(encounter, "encounter", url=b.encounter_url)
+    encounter = _encounter(b)
+    if visit.encounter:
+        # Recorded into the queued Encounter: an If-Match update, so a second desk that changed it
+        # meanwhile makes the whole visit fail rather than overwrite.
+        b.add(encounter, "encounter", url=b.encounter_url)
+        entry = b.entries[-1]
+        del entry["fullUrl"]  # an existing resource: referenced as Encounter/<id>
+        entry["request"] = {"method": "PUT", "url": b.encounter_url,
+                            **({"ifMatch": f'W/"{visit.encounter_version}"'} if visit.encounter_version else {})}
+        _keep_identifiers(encounter, visit.encounter)
+    else:
+        b.add(encounter, "encounter", url=b.encounter_url)
     _vitals(b)
     ranked = _diagnoses(b)
     if ranked:
         encounter["diagnosis"] = ranked
+    elif visit.diagnoses_recorded:
+        encounter.pop("diagnosis", None)
     _history(b)
     _prescriptions(b)
     _summary(b)
+    for old in visit.replaces:
+        b.entries.append({"resource": corrections.entered_in_error(old),
+                          "request": {"method": "PUT", "url": f"{old['resourceType']}/{old['id']}"}})
     return {"resourceType": "Bundle", "type": "transaction", "entry": b.entries}
+
+
+def _encounter(b: _Builder) -> dict[str, Any]:
+    visit = b.visit
+    encounter: dict[str, Any] = dict(visit.encounter or {})
+    encounter.pop("meta", None)
+    previous = encounter.get("status")
+    encounter.update({
+        "resourceType": "Encounter", "status": "in-progress",
+        "class": {"system": ACT_CODE, "code": visit.class_code, "display": visit.class_display},
+        "subject": b.patient, "serviceProvider": b.organization,
+    })
+    encounter["period"] = {"start": (visit.encounter or {}).get("period", {}).get("start") or b.when}
+    if previous and previous != "in-progress":
+        history = list(encounter.get("statusHistory") or [])
+        since = history[-1]["period"].get("end") if history and isinstance(history[-1].get("period"), dict) else None
+        history.append({"status": previous, "period": {"start": since or encounter["period"]["start"], "end": b.when}})
+        encounter["statusHistory"] = history
+    if visit.reason:
+        encounter["reasonCode"] = [{"text": visit.reason}]
+    if b.practitioner:
+        # Everyone who recorded into this Encounter stays a participant (the nurse, then the doctor).
+        others = [p for p in encounter.get("participant") or []
+                  if (p.get("individual") or {}).get("reference") != b.practitioner["reference"]]
+        encounter["participant"] = [*others, {
+            "type": [{"coding": [{"system": PARTICIPATION, "code": "ATND", "display": "attender"}]}],
+            "period": {"start": b.when}, "individual": b.practitioner,
+        }]
+    return encounter
+
+
+def _keep_identifiers(encounter: dict[str, Any], queued: dict[str, Any]) -> None:
+    """The queue number (and any earlier identifier) stays beside the visit's own token."""
+    mine = encounter.get("identifier") or []
+    encounter["identifier"] = [*(i for i in queued.get("identifier") or [] if i not in mine), *mine]
 
 
 # --- drafts -------------------------------------------------------------------------------------------
 
-FINAL_STATUSES = ("finished", "cancelled", "entered-in-error")
 
 
 def _visit_tokens(doc: dict[str, Any]) -> set[str]:
@@ -347,10 +437,20 @@ def _visit_tokens(doc: dict[str, Any]) -> set[str]:
             if isinstance(i, dict) and str(i.get("system", "")).endswith(f"/{ITEM_SYSTEM_PATH}") and i.get("value")}
 
 
+def _clinic_encounter(doc: dict[str, Any]) -> bool:
+    """Recorded by a clinic's form or its queue (not an Encounter sent over the API)."""
+    idents = doc.get("identifier") or []
+    return bool(_visit_tokens(doc)) or any(isinstance(i, dict) and "/queue/" in str(i.get("system", "")) for i in idents)
+
+
 def without_drafts(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The record without the clinic visits not yet signed: a draft visit (its Encounter still
-    in progress) and every resource written with it stay the clinic's until the doctor signs."""
-    drafts = set().union(*(_visit_tokens(d) for d in docs if d.get("resourceType") == "Encounter" and d.get("status") not in FINAL_STATUSES))
-    if not drafts:
+    """The record without the clinic visits not yet signed and without what was entered in error:
+    a draft visit (its Encounter not finished) and every resource written with it stay the
+    clinic's until the doctor signs; a queue entry with no visit is nothing to show either."""
+    docs = corrections.hidden(docs)
+    open_visits = [d for d in docs if d.get("resourceType") == "Encounter" and d.get("status") != "finished" and _clinic_encounter(d)]
+    if not open_visits:
         return docs
-    return [d for d in docs if not (_visit_tokens(d) & drafts)]
+    drafts = set().union(*(_visit_tokens(d) for d in open_visits))
+    skip = {id(d) for d in open_visits}
+    return [d for d in docs if id(d) not in skip and not (_visit_tokens(d) & drafts)]

@@ -8,9 +8,15 @@
   account at registration (the patient receives an activation code), or the account is created
   at the patient's first login through the external identity provider (`ehr.auth.oidc`).
 
-Nothing personal is stored in plaintext: the display name and the TOTP secret are encrypted under
-the shared data key, passwords are Argon2id hashes, activation codes keyed hashes. Every change is
-audited under the acting principal, without the values.
+A facility admin's staff page creates accounts with a temporary password, and resets forgotten
+ones to a new temporary password; either must be replaced at the next sign-in
+(`must_change_password`, enforced by `ehr.auth.current.login_required`). Everyone changes their
+own password (`change_password`); the desk gives a patient who forgot theirs a new activation
+code (`reset_patient_account`).
+
+Nothing personal is stored in plaintext: the display name, the practising-licence number and the
+TOTP secret are encrypted under the shared data key, passwords are Argon2id hashes, activation
+codes keyed hashes. Every change is audited under the acting principal, without the values.
 """
 
 from __future__ import annotations
@@ -21,7 +27,9 @@ import secrets
 import unicodedata
 import uuid
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
+
+from sqlalchemy import select
 
 from sqlalchemy.exc import IntegrityError
 
@@ -38,6 +46,7 @@ from ehr.store.access import INTERNAL
 from ehr.store.keys import DataKeyStore
 from ehr.store.runtime import Store
 from ehr.store.schema import SHARED_COMPARTMENT
+from ehr.store.schema import accounts as accounts_table
 from ehr.store.uow import UnitOfWork
 
 TOTP_REQUIRED_ROLES = ("doctor", "admin")  # clinicians who sign and admins who grant: always two factors
@@ -46,10 +55,20 @@ _USERNAME = re.compile(r"^[a-z][a-z0-9._-]{2,63}$")  # starts with a letter: nev
 # Activation codes: 12 symbols of an alphabet without look-alikes (0/O, 1/I/L, U/V), ~59 bits.
 _CODE_ALPHABET = "ABCDEFGHJKMNPQRSTWXYZ23456789"
 _CODE_LENGTH = 12
+# Practising licence numbers (chứng chỉ hành nghề) as printed: "000123/HNO-CCHN", "0012345/BYT-CCHN".
+_LICENCE = re.compile(r"^[A-Z0-9][A-Z0-9/.\-]{0,39}$")
+CHANGE_MAX_FAILURES = 5  # wrong current passwords per account and hour on the change page
+CHANGE_WINDOW_US = 3600 * 1_000_000
 
 
 class AccountError(ValueError):
     """An operator's or admin's input is not acceptable; the message names the field, no values."""
+
+    @property
+    def field(self) -> str:
+        """The field the message starts with ("username", "role", "licence" ...), for pages to translate."""
+        text = str(self)
+        return text.split(":", 1)[0] if ":" in text else ""
 
 
 @dataclass(frozen=True)
@@ -63,6 +82,7 @@ class Account:
     active: bool
     has_password: bool
     has_totp: bool
+    must_change_password: bool = False  # signed in with a temporary password: no other page until changed
 
     @property
     def principal(self) -> str:
@@ -104,6 +124,7 @@ def from_row(row: dict[str, Any]) -> Account:
         account_id=row["account_id"], kind=row["kind"], role=row["role"], organization_id=row["organization_id"],
         patient_id=row["patient_id"], username=row["username"], active=bool(row["active"]),
         has_password=row["password_hash"] is not None, has_totp=row["totp_secret"] is not None,
+        must_change_password=bool(row.get("must_change_password")),
     )
 
 
@@ -171,11 +192,37 @@ def _require_admin_of(ctx: AccessContext, organization_id: str, action: str) -> 
     raise Denied(403, [Issue("forbidden", f"{action} is for operators and admins of the facility")], action)
 
 
+def normalize_licence(value: str | None) -> str | None:
+    """A practising-licence number as stored (upper case, no spaces), None when left empty."""
+    text = "".join(unicodedata.normalize("NFKC", value or "").split()).upper()
+    if not text:
+        return None
+    if not _LICENCE.match(text):
+        raise AccountError("licence: up to 40 letters, digits, '/', '-' or '.'")
+    return text
+
+
+def new_temporary_password(login_name: str | None = None) -> str:
+    """A one-time password a facility admin hands over (~82 bits, no look-alike symbols); it
+    passes the rules for new passwords, so nothing weaker than a chosen one is ever stored."""
+    while True:
+        raw = "".join(secrets.choice(_CODE_ALPHABET) for _ in range(16))
+        value = "-".join(raw[i : i + 4] for i in range(0, 16, 4))
+        try:
+            return passwords.check_new(value, login_name=login_name)
+        except passwords.PasswordRejected:
+            continue  # (astronomically rare) contains the login name: draw again
+
+
 def create_staff(
     store: Store, ctx: AccessContext, *, username: str, role: str, organization_id: str, display_name: str,
-    password: str | None = None, now: int, activation_days: int = ACTIVATION_DAYS,
+    password: str | None = None, now: int, activation_days: int = ACTIVATION_DAYS, licence: str | None = None,
+    temporary: bool = False,
 ) -> tuple[str, str | None]:
-    """Create a staff account; (account id, activation code or None when a password was given)."""
+    """Create a staff account; (account id, secret to hand over or None when a password was given).
+
+    The secret is a one-time activation code, or with `temporary` (the admin page) a temporary
+    password that must be replaced at the first sign-in."""
     _require_admin_of(ctx, organization_id, "account.create")
     name = normalize_username(username)
     if not _USERNAME.match(name):
@@ -187,6 +234,10 @@ def create_staff(
         raise AccountError("display name: 1-200 characters")
     if not organization_id:
         raise AccountError("organization: the facility's Organization id")
+    licence_number = normalize_licence(licence)
+    handed: str | None = None
+    if temporary:
+        password = handed = new_temporary_password(name)
     password_hash = None
     if password is not None:
         try:
@@ -195,16 +246,17 @@ def create_staff(
             raise AccountError(f"password: {exc}") from None
     code = None if password_hash else new_activation_code()
     account_id = str(uuid.uuid4())
+    extra = dict(licence_number=licence_number, must_change_password=temporary)
     try:
-        _insert_staff(store, ctx, account_id, name, role, organization_id, shown, password_hash, code, now, activation_days)
+        _insert_staff(store, ctx, account_id, name, role, organization_id, shown, password_hash, code, now, activation_days, extra)
     except IntegrityError:
         raise AccountError("username: already taken") from None  # by a concurrent creation
-    return account_id, code
+    return account_id, handed or code
 
 
 def _insert_staff(
     store: Store, ctx: AccessContext, account_id: str, name: str, role: str, organization_id: str, shown: str,
-    password_hash: str | None, code: str | None, now: int, activation_days: int,
+    password_hash: str | None, code: str | None, now: int, activation_days: int, extra: dict[str, Any],
 ) -> None:
     with store.writing(INTERNAL) as uow:
         if not index.live_of_type(uow, "Organization", [organization_id], None, 1):
@@ -218,14 +270,16 @@ def _insert_staff(
             totp_last_step=None, active=True, activation_hash=activation_token(store, code) if code else None,
             activation_expires=now + activation_days * 86_400_000_000 if code else None,
             display_name=seal(key, account_id, shown, "display_name"), created_at=now,
+            must_change_password=bool(extra["must_change_password"]),
+            licence_number=seal(key, account_id, extra["licence_number"], "licence") if extra["licence_number"] else None,
         ))
         auditing.queued(uow, store, ctx, "account.create", resource_type="Organization", logical_id=organization_id)
 
 
-def _patient_cccd(store: Store, ctx: AccessContext, patient_id: str) -> str:
+def _patient_cccd(store: Store, ctx: AccessContext, patient_id: str, action: str = "account.create") -> str:
     """The one active CCCD of a Patient the context may see."""
     with store.reading(policy.gate(ctx)) as uow:
-        found = resource_service.read_live(uow, store, "Patient", patient_id, action="account.create")
+        found = resource_service.read_live(uow, store, "Patient", patient_id, action=action)
     numbers = patient_rules.national_ids(json.loads(found.body or b"{}"), store.systems)
     if len(numbers) != 1:
         raise AccountError("the Patient must be active and hold exactly one active CCCD identifier")
@@ -336,3 +390,145 @@ def totp_secret(uow: UnitOfWork, store: Store, row: dict[str, Any]) -> str | Non
         return None
     key = store.keys.by_id(uow, row["totp_key_id"])
     return unseal(key, row["account_id"], row["totp_secret"], "totp")
+
+
+# --- the facility admin's staff page, password changes, resets ----------------------------------
+
+
+@dataclass(frozen=True)
+class StaffMember:
+    """One line of the facility admin's staff list."""
+
+    account_id: str
+    username: str
+    name: str
+    role: str
+    active: bool
+    has_totp: bool
+    must_change_password: bool
+    activation_pending: bool
+    licence: str | None
+
+
+def licence_of(key: DataKey, row: dict[str, Any]) -> str | None:
+    blob = row.get("licence_number")
+    return unseal(key, row["account_id"], blob, "licence") if blob else None
+
+
+def list_staff(store: Store, ctx: AccessContext, organization_id: str) -> list[StaffMember]:
+    """The facility's staff accounts, by name (operators and the facility's admins only)."""
+    _require_admin_of(ctx, organization_id, "account.list")
+    stmt = select(accounts_table).where(accounts_table.c.kind == "staff", accounts_table.c.organization_id == organization_id)
+    with store.reading(INTERNAL) as uow:
+        key = shared_key(uow, store.keys)
+        rows = [dict(r) for r in uow.execute(stmt).mappings()]
+        members = [StaffMember(
+            account_id=r["account_id"], username=r["username"] or "", role=r["role"], active=bool(r["active"]),
+            name=unseal(key, r["account_id"], r["display_name"], "display_name") if r["display_name"] else "",
+            has_totp=r["totp_secret"] is not None, must_change_password=bool(r["must_change_password"]),
+            activation_pending=r["password_hash"] is None and r["activation_hash"] is not None, licence=licence_of(key, r),
+        ) for r in rows]
+    return sorted(members, key=lambda m: (unicodedata.normalize("NFD", m.name).casefold(), m.username))
+
+
+def reset_password(store: Store, ctx: AccessContext, username: str, *, with_totp: bool = False) -> str:
+    """A new temporary password for a staff member who forgot theirs (shown once to the admin,
+    replaced at the next sign-in); the old one stops working and the account's sessions end.
+    `with_totp` also forgets the second factor (a lost phone): they enrol again."""
+    with store.reading(INTERNAL) as uow:
+        name = _staff_row(uow, ctx, username, "password.reset")["username"]
+    temporary = new_temporary_password(name)
+    new_hash = passwords.hash_password(temporary)  # the slow part, outside the transaction
+    with store.writing(INTERNAL) as uow:
+        row = _staff_row(uow, ctx, username, "password.reset")
+        values: dict[str, Any] = dict(password_hash=new_hash, must_change_password=True, activation_hash=None, activation_expires=None)
+        if with_totp:
+            values.update(totp_secret=None, totp_key_id=None, totp_last_step=None)
+        access.update_account(uow, row["account_id"], **values)
+        access.sessions_of_account_delete(uow, row["account_id"])
+        auditing.queued(uow, store, ctx, "password.reset", resource_type="Organization", logical_id=row["organization_id"])
+        if with_totp:
+            auditing.queued(uow, store, ctx, "totp.reset", resource_type="Organization", logical_id=row["organization_id"])
+    return temporary
+
+
+@dataclass(frozen=True)
+class PasswordChange:
+    status: Literal["ok", "wrong", "rejected", "same", "throttled"]
+    reason: str = ""  # rejected: which rule of passwords.check_new (no value)
+    retry_after: int = 0  # throttled: seconds
+
+
+def _change_audit(account: Account, ctx: AccessContext) -> dict[str, Any]:
+    patient = account.patient_id if account.kind == "patient" else None
+    # A patient's password change shows in their own access log; a staff member's under the facility.
+    if patient:
+        return dict(resource_type="Patient", logical_id=patient, compartment=patient)
+    return dict(resource_type="Organization", logical_id=account.organization_id)
+
+
+def change_password(store: Store, ctx: AccessContext, account: Account, current: str, new: str, *, now: int) -> PasswordChange:
+    """The signed-in person replaces their password (a temporary one included): the current one
+    must be right, the new one meet the rules and differ from it. Every session of the account
+    ends (the page starts a new one for the person changing it). Wrong current passwords are
+    counted like login guesses: at most CHANGE_MAX_FAILURES per hour, then 429."""
+    try:
+        value = passwords.check_new(new, login_name=account.username)
+    except passwords.PasswordRejected as exc:
+        return PasswordChange("rejected", reason=exc.code)
+    if passwords.normalize(current) == value:
+        return PasswordChange("same")
+    key = store.blind.token("password.change", account.account_id)
+    with store.writing(INTERNAL) as uow:
+        access.lock_login(uow, key)
+        failures = access.failures_since(uow, key, now - CHANGE_WINDOW_US)
+        attempt = access.record_failure(uow, key, now) if len(failures) < CHANGE_MAX_FAILURES else None
+        row = access.account_by(uow, account_id=account.account_id)
+    if attempt is None:
+        retry = max(1, (failures[-CHANGE_MAX_FAILURES] + CHANGE_WINDOW_US - now) // 1_000_000)
+        auditing.event(store, ctx, "password.change", "refused", **_change_audit(account, ctx))
+        return PasswordChange("throttled", retry_after=int(retry))
+    # Argon2 outside the transaction (the attempt is counted already).
+    if row is None or not passwords.verify(row["password_hash"], current):
+        auditing.event(store, ctx, "password.change", "failure", **_change_audit(account, ctx))
+        return PasswordChange("wrong")
+    new_hash = passwords.hash_password(value)
+    with store.writing(INTERNAL) as uow:
+        access.forget_failure(uow, attempt)
+        access.update_account(uow, account.account_id, password_hash=new_hash, must_change_password=False,
+                              activation_hash=None, activation_expires=None)
+        access.sessions_of_account_delete(uow, account.account_id)  # a thief's copy of a session ends here
+        auditing.queued(uow, store, ctx, "password.change", **_change_audit(account, ctx))
+    return PasswordChange("ok")
+
+
+RESET_ROLES = ("receptionist", "admin", "doctor")
+
+
+def reset_patient_account(store: Store, ctx: AccessContext, patient_id: str, *, now: int, activation_days: int = ACTIVATION_DAYS) -> str:
+    """A patient who forgot their password (or lost their second factor) comes to the desk; once
+    the staff member has checked their identity, they get a new activation code. The old
+    password and second factor stop working at once and the account's sessions end. Staff of a
+    facility that sees the patient (receptionist, admin, doctor) or an operator; audited in the
+    patient's own access log."""
+    if ctx.kind != "operator" and not (ctx.kind == "staff" and ctx.role in RESET_ROLES):
+        raise Denied(403, [Issue("forbidden", "patient accounts are reset by reception, doctors or admins")], "account.reset")
+    number = _patient_cccd(store, ctx, patient_id, "account.reset")
+    token = national_id_token(store, number)
+    code = new_activation_code()
+    values: dict[str, Any] = dict(
+        activation_hash=activation_token(store, code), activation_expires=now + activation_days * 86_400_000_000, password_hash=None,
+        must_change_password=False, totp_secret=None, totp_key_id=None, totp_last_step=None,
+    )
+    with store.writing(INTERNAL) as uow:
+        row = access.account_by(uow, national_id_hash=token)
+        if row is None:
+            access.insert_account(uow, dict(
+                account_id=str(uuid.uuid4()), kind="patient", username=None, national_id_hash=token, patient_id=patient_id,
+                organization_id=None, role="patient", display_name=None, created_at=now, active=True, **values,
+            ))
+        else:
+            access.update_account(uow, row["account_id"], patient_id=patient_id, **values)
+            access.sessions_of_account_delete(uow, row["account_id"])
+        auditing.queued(uow, store, ctx, "account.reset", resource_type="Patient", logical_id=patient_id, compartment=patient_id)
+    return code

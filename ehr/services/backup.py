@@ -77,6 +77,7 @@ _FINAL = 1
 # Tables left out, and why. Restoring them would be wrong or harmful, and losing them costs nothing.
 EXCLUDED = {
     "sessions": "web sign-in sessions: restoring them would revive cookies; users sign in again",
+    "form_drafts": "forms kept across a session expiry (24 h, sealed); restored only at the next sign-in",
     "login_failures": "sign-in throttling counters of the last hour",
     "client_jtis": "replay guard of client assertions (each valid for minutes)",
     "write_locks": "rows used only as locks; writers recreate them on demand",

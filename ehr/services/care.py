@@ -18,12 +18,18 @@ System clients never get care relationships: they read what they wrote and what 
 
 from __future__ import annotations
 
+import logging
+import uuid
 from dataclasses import dataclass
+from typing import Any
+from datetime import datetime, timedelta
 
 from ehr.crypto.envelope import IntegrityFailure
-from ehr.fhir.outcomes import Issue, bad_request, not_found
+from ehr.fhir.dates import DEFAULT_ZONE
+from ehr.fhir.healthbook import CONSENT_ACTOR_ROLE
+from ehr.fhir.outcomes import FhirError, Issue, bad_request, not_found
 from ehr.identity.rules import IdentifierError, check_cccd
-from ehr.services import auditing, indexing
+from ehr.services import auditing, indexing, queue, resources
 from ehr.services.context import AccessContext
 from ehr.services.policy import Denied
 from ehr.store import access, index
@@ -32,6 +38,7 @@ from ehr.store.keys import CompartmentErased, now_us
 from ehr.store.runtime import Store
 from ehr.store.uow import UnitOfWork
 
+log = logging.getLogger(__name__)
 CLINICIANS = ("doctor", "nurse")
 BREAK_GLASS_MINUTES = 60
 MAX_BREAK_GLASS_MINUTES = 240
@@ -47,8 +54,15 @@ NOT_OPENED = ("no patient record that this facility may open holds this citizen 
               "or ask the patient to share their record with the facility (health book), or break glass in an emergency")
 
 
-def check_in(store: Store, ctx: AccessContext, national_id: str) -> str:
-    """Put the patient holding this citizen ID in the facility's care; their id (see the module doc)."""
+def check_in(store: Store, ctx: AccessContext, national_id: str, arrived_at: int | None = None) -> str:
+    """Put the patient holding this citizen ID in the facility's care; their id (see the module doc).
+
+    The patient then joins the facility's queue of the day (`queue.arrive`: a new queue number, or
+    the unfinished visit they already have today) when the context queues patients (front desk,
+    doctors, nurses; not facility admins); a queue that cannot be written (no Organization
+    resource for the facility, say) leaves the check-in done. `arrived_at` (µs) is the arrival
+    time (the web's clock).
+    """
     organization = _staff(ctx, ("doctor", "nurse", "receptionist", "admin"), "care.check-in")
     number = _number(national_id)
     now = now_us()
@@ -65,7 +79,79 @@ def check_in(store: Store, ctx: AccessContext, national_id: str) -> str:
         auditing.event(store, ctx, "care.check-in", "failure", resource_type="Patient" if patient_id else None,
                        logical_id=patient_id, compartment=patient_id)
         raise not_found(NOT_OPENED)
+    _queue(store, ctx, patient_id, arrived_at)
     return patient_id
+
+
+PAPER_CONSENT_DAYS = (1, 7, 30, 90)
+_TREAT = "http://terminology.hl7.org/CodeSystem/v3-ActReason"
+
+
+def check_in_with_paper_consent(store: Store, ctx: AccessContext, national_id: str, proof: str, days: int,
+                                arrived_at: int | None = None) -> str:
+    """Check in another facility's patient who signed this facility's paper consent form at the desk.
+
+    The staff member records the proof (the form's number and where it is kept); a Consent is
+    written into the patient's record (performer: the patient; the signed form as
+    `sourceAttachment`; permit, treatment, this facility, the chosen days), the care relationship
+    starts with the basis `paper-consent`, both audited and highlighted in the patient's access
+    log, where the patient can withdraw it. An unregistered number gets the answer any number
+    gets, so the form tells nothing about who is registered.
+    """
+    organization = _staff(ctx, ("doctor", "nurse", "receptionist", "admin"), "care.check-in")
+    number = _number(national_id)
+    proof = " ".join((proof or "").split())
+    if not 5 <= len(proof) <= 200:
+        raise bad_request("describe the signed consent form in 5-200 characters (its number and where it is kept)", "proof")
+    if days not in PAPER_CONSENT_DAYS:
+        raise bad_request(f"a paper consent lasts one of {', '.join(map(str, PAPER_CONSENT_DAYS))} days", "days")
+    now = now_us()
+    with store.writing(INTERNAL) as uow:
+        patient_id = _holder(uow, store, number)
+        if patient_id:
+            consent_id = str(uuid.uuid4())
+            doc = _paper_consent(patient_id, organization, proof, now, days)
+            prepared = resources.prepare_write(store, doc, "Consent", consent_id)
+            resources.write_prepared(uow, store, prepared, "Consent", consent_id, "POST", None)
+            access.add_care(uow, organization, patient_id, "paper-consent", now, store.care_expiry(now))
+            auditing.queued(uow, store, ctx, "care.check-in", resource_type="Patient", logical_id=patient_id, compartment=patient_id,
+                            detail={"basis": "paper-consent", "consent": consent_id})
+            resources.flush_writes(uow)
+    if not patient_id:
+        auditing.event(store, ctx, "care.check-in", "failure")
+        raise not_found(NOT_OPENED)
+    _queue(store, ctx, patient_id, arrived_at)
+    return patient_id
+
+
+def _paper_consent(patient_id: str, organization: str, proof: str, now: int, days: int) -> dict[str, Any]:
+    start = datetime.fromtimestamp(now / 1_000_000, tz=DEFAULT_ZONE).replace(microsecond=0)
+    end = start + timedelta(days=days)
+    return {
+        "resourceType": "Consent", "status": "active", "dateTime": start.isoformat(),
+        "scope": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/consentscope", "code": "patient-privacy"}]},
+        "category": [{"coding": [{"system": "http://loinc.org", "code": "59284-0", "display": "Patient Consent"}]}],
+        "patient": {"reference": f"Patient/{patient_id}"},
+        "performer": [{"reference": f"Patient/{patient_id}"}],
+        "organization": [{"reference": f"Organization/{organization}"}],
+        "sourceAttachment": {"contentType": "text/plain", "title": proof},
+        "provision": {
+            "type": "permit", "period": {"start": start.isoformat(), "end": end.isoformat()},
+            "purpose": [{"system": _TREAT, "code": "TREAT"}],
+            "actor": [{"role": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ParticipationType", "code": CONSENT_ACTOR_ROLE}]},
+                       "reference": {"reference": f"Organization/{organization}"}}],
+        },
+    }
+
+
+def _queue(store: Store, ctx: AccessContext, patient_id: str, arrived_at: int | None) -> None:
+    if queue.queues(ctx):
+        try:
+            queue.arrive(store, ctx, patient_id, arrived_at)
+        except FhirError as exc:
+            # The care relationship stands (committed above); the today page tells the desk that
+            # the patient is not in the queue. Status and issue codes only: no values in logs.
+            log.warning("check-in not queued: %s", exc)
 
 
 def _number(national_id: str) -> str:

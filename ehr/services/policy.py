@@ -39,8 +39,9 @@ _ORDER = "cruds"
 # Types a facility's front desk works with (registration, visits, insurance, consent).
 _FRONT_DESK = ("Patient", "Encounter", "Coverage", "RelatedPerson", "Consent", "Appointment")
 _DIRECTORY = ("Organization", "Practitioner", "PractitionerRole", "Location", "Medication")
-# What nurses record; doctors record everything (diagnoses, prescriptions, signed notes).
-_NURSING = ("Observation", "Immunization", "AllergyIntolerance", "Encounter", "Patient", "Procedure", "Consent")
+# What nurses record (vital signs, allergies, vaccinations, nursing notes); doctors record everything
+# (diagnoses, prescriptions, signed notes).
+_NURSING = ("Observation", "Immunization", "AllergyIntolerance", "Encounter", "Patient", "Procedure", "Consent", "Composition")
 
 ROLE_SCOPES: dict[str, frozenset[str]] = {
     "doctor": frozenset({"user/*.cruds"}),

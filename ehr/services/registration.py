@@ -12,10 +12,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from ehr.fhir import registration
+from ehr.fhir import jsonio, registration
 from ehr.fhir.outcomes import FhirError, Issue
 from ehr.identity import rules
-from ehr.services import bundles, care
+from ehr.services import bundles, care, resources, search
 from ehr.services import rules as service_rules
 from ehr.services.context import AccessContext
 from ehr.store.runtime import Store
@@ -75,3 +75,65 @@ def check_fields(issue: Issue) -> str | None:
         if marker in where:
             return name
     return None
+
+
+@dataclass
+class Card:
+    """A registered patient as the desk edits them: the Patient, the BHYT card and representative."""
+    patient: dict[str, Any]
+    version: str
+    coverage: dict[str, Any] | None
+    representative: dict[str, Any] | None
+
+
+def card(store: Store, ctx: AccessContext, patient_id: str) -> Card:
+    """404 (FhirError) when the patient is not visible to the context."""
+    found = resources.read(store, ctx, "Patient", patient_id)
+    doc = jsonio.loads_stored(found.body or b"{}")
+    doc["id"] = patient_id
+
+    def first(rtype: str, param: str) -> dict[str, Any] | None:
+        page = search.search(store, ctx, rtype, [(param, f"Patient/{patient_id}"), ("_count", "10")])
+        docs = [jsonio.loads_stored(v.body or b"{}") for v, mode in page.entries if mode == "match"]
+        docs = [d for d in docs if d.get("status", "active") == "active" and d.get("active", True)]
+        return docs[0] if docs else None
+
+    return Card(doc, str(found.version_id), first("Coverage", "beneficiary"), first("RelatedPerson", "patient"))
+
+
+def correct(store: Store, ctx: AccessContext, patient_id: str, form: dict[str, Any]) -> list[str]:
+    """The desk's correction of a registered patient: new versions of the Patient, BHYT Coverage and
+    representative in one transaction (the Patient with If-Match, so a concurrent edit is not
+    overwritten); a removed card is cancelled, not deleted. Returns identifier warning codes."""
+    current = card(store, ctx, patient_id)
+    ref = f"Patient/{patient_id}"
+    entries: list[dict[str, Any]] = [{
+        "resource": registration.corrected_patient(current.patient, form, store.systems),
+        "request": {"method": "PUT", "url": ref, "ifMatch": f'W/"{current.version}"'},
+    }]
+    if form.get("bhyt"):
+        classes = service_rules.coverage_classes(rules.parse_bhyt(form["bhyt"]))
+        coverage = registration.coverage(form["bhyt"], ref, store.systems, classes)
+        entries.append(_put_or_post(coverage, current.coverage))
+    elif current.coverage:
+        entries.append(_put_or_post({**current.coverage, "status": "cancelled"}, current.coverage))
+    if form.get("rep_name") and form.get("rep_relationship"):
+        person = registration.related_person(form["rep_name"], form["rep_relationship"], form.get("rep_phone"), ref)
+        entries.append(_put_or_post(person, current.representative))
+    elif current.representative:
+        entries.append(_put_or_post({**current.representative, "active": False}, current.representative))
+    bundles.transaction(store, ctx, {"resourceType": "Bundle", "type": "transaction", "entry": entries}, representation=False)
+    return warnings(form)
+
+
+def _put_or_post(doc: dict[str, Any], existing: dict[str, Any] | None) -> dict[str, Any]:
+    doc = {k: v for k, v in doc.items() if k != "meta"}
+    if existing and existing.get("id"):
+        doc["id"] = existing["id"]
+        return {"resource": doc, "request": {"method": "PUT", "url": f"{doc['resourceType']}/{existing['id']}"}}
+    return {"resource": doc, "request": {"method": "POST", "url": doc["resourceType"]}}
+
+
+def form_values(store: Store, current: Card) -> dict[str, str]:
+    """The registration form's fields for this patient, for the desk to correct."""
+    return registration.form_values(current.patient, current.coverage, current.representative, store.systems)

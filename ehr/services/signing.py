@@ -32,7 +32,7 @@ from joserfc.errors import JoseError
 from ehr.crypto.signing_keys import FacilityKeys, SigningKeyMissing
 from ehr.fhir import jsonio
 from ehr.fhir.outcomes import FhirError, Issue, conflict, not_found, unprocessable
-from ehr.services import policy, resources
+from ehr.services import policy, practitioners, resources
 from ehr.services.common import format_instant
 from ehr.services.context import AccessContext
 from ehr.store import index, repository
@@ -78,14 +78,19 @@ def _manifest(targets: list[repository.StoredVersion], organization: str, ctx: A
     })
 
 
-def _provenance(targets: list[repository.StoredVersion], organization: str, when: str, jws_compact: str, activity: str) -> dict[str, Any]:
+def _provenance(targets: list[repository.StoredVersion], organization: str, when: str, jws_compact: str, activity: str,
+                reason: str | None = None, clinician: dict[str, str] | None = None) -> dict[str, Any]:
     org = {"reference": f"Organization/{organization}"}
+    agents: list[dict[str, Any]] = [{"type": {"coding": [{"system": PARTICIPANT, "code": "author"}]}, "who": org}]
+    if clinician:  # the signed-in clinician, on behalf of the facility whose key signs
+        agents.insert(0, {"type": {"coding": [{"system": PARTICIPANT, "code": "author"}]}, "who": clinician, "onBehalfOf": org})
     return {
         "resourceType": "Provenance",
         "target": [{"reference": f"{t.resource_type}/{t.logical_id}/_history/{t.version_id}"} for t in targets],
         "recorded": when,
         "activity": {"coding": [{"system": DATA_OPERATION, "code": activity}]},
-        "agent": [{"type": {"coding": [{"system": PARTICIPANT, "code": "author"}]}, "who": org}],
+        **({"reason": [{"text": reason}]} if reason else {}),
+        "agent": agents,
         "signature": [{
             "type": [SIGNATURE_TYPE], "when": when, "who": org,
             "targetFormat": "application/fhir+json", "sigFormat": "application/jose",
@@ -105,12 +110,13 @@ def _sign(keys: FacilityKeys, organization: str, manifest: bytes) -> str:
 def _write_signature(
     uow: UnitOfWork, store: Store, ctx: AccessContext, keys: FacilityKeys, organization: str,
     signed: list[repository.StoredVersion], patient: repository.StoredVersion, activity: str,
+    reason: str | None = None, clinician: dict[str, str] | None = None,
 ) -> str:
     when = format_instant(now_us())
     covered = [*signed, patient]
     compact = _sign(keys, organization, _manifest(covered, organization, ctx, when, activity))
     provenance_id = str(uuid.uuid4())
-    doc = _provenance(covered, organization, when, compact, activity)
+    doc = _provenance(covered, organization, when, compact, activity, reason, clinician)
     doc["id"] = provenance_id
     prepared = resources.prepare_write(store, doc, "Provenance", provenance_id)
     resources.write_prepared(uow, store, prepared, "Provenance", provenance_id, "POST", None)
@@ -127,6 +133,7 @@ def visit_resources(uow: UnitOfWork, store: Store, encounter_id: str) -> list[tu
 def sign_visit(store: Store, ctx: AccessContext, keys: FacilityKeys, encounter_id: str) -> str:
     """Finish and sign the visit; returns the Provenance id. 409 when it is signed already."""
     organization = _signer(ctx)
+    clinician = _clinician(store, ctx)
     with store.writing(policy.gate(ctx)) as uow:
         encounter = resources.read_live(uow, store, "Encounter", encounter_id, "sign")
         previous = repository.current(uow, "Encounter", encounter_id, for_update=True)
@@ -147,14 +154,22 @@ def sign_visit(store: Store, ctx: AccessContext, keys: FacilityKeys, encounter_i
             if version is not None and not version.deleted:
                 signed.append(version)
         patient = resources.read_live(uow, store, "Patient", patient_ref.split("/", 1)[1], "sign")
-        provenance_id = _write_signature(uow, store, ctx, keys, organization, signed, patient, "UPDATE")
+        provenance_id = _write_signature(uow, store, ctx, keys, organization, signed, patient, "UPDATE", clinician=clinician)
         resources.flush_writes(uow)
     return provenance_id
 
 
-def amend(store: Store, ctx: AccessContext, keys: FacilityKeys, resource_type: str, logical_id: str, doc: dict[str, Any]) -> str:
-    """Correct a signed resource: a new version, signed by a new Provenance. Returns its id."""
+def _clinician(store: Store, ctx: AccessContext) -> dict[str, str] | None:
+    found = practitioners.for_account(store, ctx)
+    return {"reference": f"Practitioner/{found.practitioner_id}", "display": found.name} if found else None
+
+
+def amend(store: Store, ctx: AccessContext, keys: FacilityKeys, resource_type: str, logical_id: str, doc: dict[str, Any],
+          reason: str | None = None) -> str:
+    """Correct a signed resource: a new version, signed by a new Provenance (with the reason, when
+    given). Returns its id."""
     organization = _signer(ctx)
+    clinician = _clinician(store, ctx)
     resources.check_writable(ctx, "update", resource_type, logical_id)
     resources.check_update_body(doc, logical_id)
     prepared = resources.prepare_write(store, doc, resource_type, logical_id)
@@ -171,7 +186,7 @@ def amend(store: Store, ctx: AccessContext, keys: FacilityKeys, resource_type: s
         del current
         written = resources.write_prepared(uow, store, prepared, resource_type, logical_id, "PUT", previous)
         patient = resources.read_live(uow, store, "Patient", compartment, "amend")
-        provenance_id = _write_signature(uow, store, ctx, keys, organization, [written], patient, "UPDATE")
+        provenance_id = _write_signature(uow, store, ctx, keys, organization, [written], patient, "UPDATE", reason, clinician)
         resources.flush_writes(uow)
     return provenance_id
 

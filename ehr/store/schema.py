@@ -21,6 +21,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    false,
 )
 
 from ehr.extensions import db
@@ -235,6 +236,11 @@ accounts = Table(
     Column("activation_expires", BigInteger, nullable=True),
     Column("display_name", LargeBinary, nullable=True),  # encrypted
     Column("created_at", BigInteger, nullable=False),
+    # A temporary password (set by a facility admin) must be replaced at the next sign-in.
+    Column("must_change_password", Boolean, nullable=False, server_default=false()),
+    Column("licence_number", LargeBinary, nullable=True),  # staff: practising licence (chứng chỉ hành nghề), encrypted
+    Column("practitioner_id", String(64), nullable=True),  # staff: their Practitioner, once made
+    Column("practitioner_role_id", String(64), nullable=True),  # and PractitionerRole (facility + role)
 )
 
 sessions = Table(
@@ -379,9 +385,25 @@ import_progress = Table(
     Column("updated_at", BigInteger, nullable=False),
 )
 
+# What a person had typed into a form when their session ended (issue 14): one per account and
+# page, replaced by a newer one, deleted once restored, at logout and when it expires. The page is
+# kept only as a keyed blind token; the fields are one AES-GCM blob under the shared data key,
+# bound to the account and the page (ehr.services.drafts).
+form_drafts = Table(
+    "form_drafts",
+    metadata,
+    Column("account_id", String(36), primary_key=True),
+    Column("path_hash", LargeBinary(16), primary_key=True),  # blind token of the page's path
+    Column("key_id", String(32), nullable=False),
+    Column("blob", LargeBinary, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("expires_at", BigInteger, nullable=False),
+    Index("ix_form_drafts_expires", "expires_at"),
+)
+
 INDEX_TABLES = (idx_token, idx_reference, idx_string, idx_date, idx_number)
 AUDIT_TABLES = (audit_log, audit_subjects, audit_chain)
 ALL_TABLES = (
-    *INDEX_TABLES, write_locks, *AUDIT_TABLES, export_subjects, export_jobs, import_progress, sessions, login_failures, client_jtis,
+    *INDEX_TABLES, write_locks, *AUDIT_TABLES, export_subjects, export_jobs, import_progress, form_drafts, sessions, login_failures, client_jtis,
     access_tokens, representations, care_relationships, break_glass, api_clients, accounts, resource_versions, resources, data_keys,
 )

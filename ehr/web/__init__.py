@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, render_template
+from flask import Blueprint, current_app, render_template
 
 bp = Blueprint("web", __name__)
 
 
 @bp.get("/")
 def home() -> str:
-    return render_template("home.html")
+    """The two front doors (clinic, health book) and the API; in development, where the demo logins are."""
+    return render_template("home.html", demo=current_app.config.get("EHR_ENV") == "development")
 
 
 @bp.get("/healthz")

@@ -102,3 +102,22 @@ def test_the_patient_ends_a_care_relationship(store, scene):
     with pytest.raises(FhirError) as caught:
         care.end(store, at_a, pid, "org-a")  # staff cannot end (or fake an end of) a relationship
     assert caught.value.status == 403
+
+
+def test_a_signed_paper_consent_opens_check_in_and_the_patient_sees_and_withdraws_it(store, scene):
+    pid, _, doc_b, patient = scene
+    with pytest.raises(FhirError) as short:
+        care.check_in_with_paper_consent(store, doc_b, CCCD["A"], "x", 30)
+    assert short.value.status == 400 and not _reads(store, doc_b, pid)
+    with pytest.raises(FhirError) as unknown:
+        care.check_in_with_paper_consent(store, doc_b, UNREGISTERED, "Phiếu đồng ý số 17/2026, lưu tại quầy", 30)
+    assert unknown.value.status == 404
+    assert care.check_in_with_paper_consent(store, doc_b, CCCD["A"], "Phiếu đồng ý số 17/2026, lưu tại quầy", 30) == pid
+    assert _reads(store, doc_b, pid)
+    log = healthbook_privacy.access_log(store, patient, pid).entries
+    assert any(e.access.action == "care.check-in" and e.access.under_consent and e.access.organization == "org-b" for e in log)
+    shared = healthbook_privacy.grants(store, patient, pid)
+    assert [s.grant.organizations for s in shared] == [("org-b",)]
+    healthbook_privacy.revoke(store, patient, pid, shared[0].grant.id)
+    healthbook_privacy.end_care(store, patient, pid, "org-b")
+    assert not _reads(store, doc_b, pid)

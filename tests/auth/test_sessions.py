@@ -74,6 +74,16 @@ def test_staff_idle_timeout_is_15_minutes(browser, staff, clock):
     assert not _signed_in(browser)
 
 
+def test_a_pages_own_refresh_does_not_keep_the_session_alive(browser, staff, clock):
+    browser.login(staff("receptionist"))
+    for _ in range(3):  # today's list refreshing itself on an unattended screen
+        clock.advance(4 * 60)
+        assert browser.get("/clinic/?part=list", headers={"X-EHR-Refresh": "1"}).status_code == 200
+    clock.advance(4 * 60)  # 16 minutes after the last request of the user
+    assert browser.get("/clinic/?part=list", headers={"X-EHR-Refresh": "1"}).status_code == 302
+    assert not _signed_in(browser)
+
+
 def test_patient_idle_timeout_is_30_minutes(browser, patient, clock):
     _, code = patient
     browser.submit("/auth/activate", {"login": CCCD, "code": code, "password": PASSWORD, "confirm": PASSWORD})
