@@ -443,12 +443,20 @@ def _clinic_encounter(doc: dict[str, Any]) -> bool:
     return bool(_visit_tokens(doc)) or any(isinstance(i, dict) and "/queue/" in str(i.get("system", "")) for i in idents)
 
 
+def _signed_encounters(docs: list[dict[str, Any]]) -> set[str]:
+    """Ids of the Encounters a signature Provenance of the record covers."""
+    return {str(t.get("reference", "")).split("/")[1] for d in docs if d.get("resourceType") == "Provenance"
+            for t in d.get("target") or [] if str(t.get("reference", "")).startswith("Encounter/")}
+
+
 def without_drafts(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The record without the clinic visits not yet signed and without what was entered in error:
-    a draft visit (its Encounter not finished) and every resource written with it stay the
-    clinic's until the doctor signs; a queue entry with no visit is nothing to show either."""
+    a clinic visit (its Encounter and every resource written with it) stays the clinic's until the
+    doctor signs it, finished in the queue or not; a queue entry with no visit is nothing to show."""
     docs = corrections.hidden(docs)
-    open_visits = [d for d in docs if d.get("resourceType") == "Encounter" and d.get("status") != "finished" and _clinic_encounter(d)]
+    signed = _signed_encounters(docs)
+    open_visits = [d for d in docs if d.get("resourceType") == "Encounter" and _clinic_encounter(d)
+                   and not (d.get("status") == "finished" and d.get("id") in signed)]
     if not open_visits:
         return docs
     drafts = set().union(*(_visit_tokens(d) for d in open_visits))

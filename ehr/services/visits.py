@@ -56,8 +56,8 @@ def open_encounter(store: Store, ctx: AccessContext, encounter_id: str) -> tuple
         current = repository.current(uow, "Encounter", encounter_id)
     if current is not None and current.signed_by:
         raise conflict("the visit is signed; corrections are made as amendments")
-    if doc.get("status") in ("finished", "cancelled", corrections.ERROR):
-        raise conflict("the visit is closed")
+    if doc.get("status") in ("cancelled", corrections.ERROR):
+        raise conflict("the visit is cancelled")  # a finished visit not yet signed can still be completed
     if ((doc.get("serviceProvider") or {}).get("reference") or "") != f"Organization/{ctx.organization}":
         raise FhirError(403, [Issue("forbidden", "only the facility of the visit records into it")])
     return doc, str(found.version_id)

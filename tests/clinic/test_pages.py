@@ -113,7 +113,9 @@ def test_the_desk_finds_by_cccd_in_the_body_and_breaks_glass_from_it(signed_in, 
     browser = signed_in("doctor")
     assert number not in browser.get(f"/clinic/patients?q={number}").get_data(as_text=True)  # a URL query is not a search
     found = post_form(browser, "/clinic/patients", {"q": number}).get_data(as_text=True)
-    assert 'action="/clinic/patients/check-in"' in found and 'method="get"' not in found
+    # Not on the facility's list: the page offers the ways in (a signed paper consent, break-glass).
+    assert 'action="/clinic/patients/check-in/consent"' in found and 'action="/clinic/patients/break-glass"' in found
+    assert 'method="get"' not in found
     refused = post_form(browser, "/clinic/patients/check-in", {"cccd": number}, page="/clinic/patients")
     unknown = post_form(browser, "/clinic/patients/check-in", {"cccd": "036095000333"}, page="/clinic/patients")
     page = refused.get_data(as_text=True)
