@@ -7,6 +7,7 @@ from flask.cli import AppGroup
 
 from ehr.cli.audit import audit
 from ehr.cli.backup import backup, restore
+from ehr.cli.catalogue import catalogue
 from ehr.cli.access import care_group, client, facility, token
 from ehr.cli.accounts import patient_account, staff
 from ehr.cli.conformance import conformance
@@ -26,6 +27,7 @@ for _command in (facility, client, token, care_group, staff, patient_account):
     ehr_group.add_command(_command)
 ehr_group.add_command(audit)
 ehr_group.add_command(signing_group)
+ehr_group.add_command(catalogue)
 for _command in (backup, restore):
     ehr_group.add_command(_command)
 

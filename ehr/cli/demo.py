@@ -15,6 +15,7 @@ import click
 from flask import current_app
 from flask.cli import with_appcontext
 
+from ehr.services import catalogue
 from ehr.services import demo as demo_service
 from ehr.services.context import AccessContext
 from ehr.store.runtime import Store
@@ -77,5 +78,8 @@ def demo(patients: int, seed: int, if_empty: bool, no_logins: bool) -> None:
         with click.progressbar(length=patients, label="Loading synthetic patients") as bar:
             report = demo_service.load(store, AccessContext.operator("demo"), patients, seed, progress=bar.update)
         click.echo(f"demo: {report.patients} patients, {report.resources} resources loaded (seed {seed})")
+    # The sample catalogues (drugs, services, lab tests) also for a database loaded before they
+    # existed: importing the same lists again changes nothing.
+    catalogue.load_samples(store)
     if not no_logins:
         _logins(store, seed)

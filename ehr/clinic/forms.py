@@ -382,10 +382,19 @@ _VITAL_LABELS = {
 }
 
 
+class DecimalComma(fields.Decimal):
+    """A number typed with a decimal comma ("36,8", the Vietnamese way) or a point ("36.8")."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any) -> Any:
+        if isinstance(value, str):
+            value = value.strip().replace(",", ".")
+        return super()._deserialize(value, attr, data, **kwargs)
+
+
 def _vital_field(key: str) -> fields.Decimal:
     sign = VITAL_SIGNS[key]
     message = _l("Giá trị phải từ %(low)s đến %(high)s.", low=f"{sign.low:g}", high=f"{sign.high:g}")
-    return fields.Decimal(load_default=None, places=None, validate=Between(sign.low, sign.high, message), error_messages=NUMBER,
+    return DecimalComma(load_default=None, places=None, validate=Between(sign.low, sign.high, message), error_messages=NUMBER,
                           metadata={"label": _VITAL_LABELS[key]})
 
 

@@ -82,21 +82,28 @@ def _visit(patient_id: str, data: dict[str, Any], form: Any, errors: dict[str, l
     forms.check_rows(form, errors)  # every free-text row field within its FHIR element's limit
     replaced = frozenset(str(d.get("id")) for d in replaces or [])
     current = chart.lists(common.store(), ctx, patient_id)
-    diagnoses = []
+    coded = []  # (form row, catalogue entry), main diagnosis first
     for i, row in forms.rows(form, "dx", ("code",)):
         problem = icd10.check(row["code"])
         found = icd10.lookup(row["code"]) if problem is None else None
         if found is None:
             errors[f"dx-{i}-code"] = [_("Mã ICD-10 không có trong danh mục.")]
         else:
-            diagnoses.append(v.Diagnosis(found.code, found.display, current.problem_with(found.code, replaced)))
-    prescriptions = []
+            coded.append((i, found))
+    if coded:  # QĐ 4469's validity rules: main diagnosis, the patient's sex and age, dagger/asterisk pairs
+        patient = chart.patient(common.store(), ctx, patient_id)
+        age_days, age_years = icd10.age(patient.get("birthDate"), clock.today())  # (None, None) unless a full date
+        for p in icd10.validate([d.code for _i, d in coded], patient.get("gender"), age_days, age_years):
+            errors.setdefault(f"dx-{coded[p.index][0]}-code", []).append(common.diagnosis_problem(p))
+    # The Condition carries the catalogue's Vietnamese name (display and text) and the list's version.
+    diagnoses = [v.Diagnosis(d.code, d.display_vi, current.problem_with(d.code, replaced), d.version) for _i, d in coded]
+    lines = []
     for i, row in forms.rows(form, "rx", ("drug", "dose", "unit", "route", "frequency", "days", "quantity", "instructions")):
         try:
             frequency = int(row["frequency"] or 0)
             days = int(row["days"]) if row["days"] else None
-            quantity = Decimal(row["quantity"]) if row["quantity"] else None
-            dose = Decimal(row["dose"]) if row["dose"] else None
+            quantity = _number(row["quantity"])  # "1,5" as well as "1.5"
+            dose = _number(row["dose"])
         except (ValueError, ArithmeticError):
             errors[f"rx-{i}-drug"] = [_("Liều, số lần, số ngày và số lượng phải là số.")]
             continue
@@ -104,8 +111,12 @@ def _visit(patient_id: str, data: dict[str, Any], form: Any, errors: dict[str, l
             errors[f"rx-{i}-drug"] = [_("Nhập tên thuốc, số lần dùng mỗi ngày (1-12) và số ngày (1-365).")]
             continue
         route = clinical_codes.by_code(clinical_codes.routes(), row["route"]) if row["route"] else None
-        prescriptions.append(v.Prescription(row["drug"], dose, row["unit"] or None, route.code if route else None, route.display if route else None,
-                                            frequency, days, quantity, row["instructions"] or None))
+        lines.append((i, v.Prescription(row["drug"], dose, row["unit"] or None, route.code if route else None, route.display if route else None,
+                                        frequency, days, quantity, row["instructions"] or None,
+                                        coded=_coded(str(form.get(f"rx-{i}-code", "")).strip(), row["drug"]))))
+    # Allergy, duplicate, duration and quantity checks: a warning is shown on its line and the line
+    # is recorded only with an explicit override and its reason (a DetectedIssue in the record).
+    prescriptions = _checked(patient_id, lines, form, errors, current, replaced)
     # An allergy the patient's list already holds is not written again (one list per patient).
     allergies = [v.Allergy(r["substance"], r["criticality"] or None, r["reaction"] or None)
                  for _i, r in forms.rows(form, "al", ("substance", "criticality", "reaction"))
@@ -157,11 +168,111 @@ def _visit(patient_id: str, data: dict[str, Any], form: Any, errors: dict[str, l
     )
 
 
+# --- prescribing checks (issue 15) ------------------------------------------------------------------
+# (Imported where used: the module's import block is shared with the other parts of this form.)
+
+
+def _number(text: str) -> Decimal | None:
+    """A number typed with a decimal comma or point ("1,5" or "1.5"); None when blank."""
+    if not text:
+        return None
+    value = Decimal(text.strip().replace(",", "."))
+    if not value.is_finite():
+        raise ValueError("not a number")
+    return value
+
+
+def _coded(code: str, text: str) -> v.CodedDrug | None:
+    """The catalogue drug the picker chose (hidden rx-{i}-code), when the line still names it; None
+    for free text (recorded as text only, "chưa mã hóa")."""
+    if not code:
+        return None
+    from ehr.fhir import drug_classes
+    from ehr.services import catalogue, prescribing
+    store = common.store()
+    drug = catalogue.get(store, "drugs", code)
+    coding = catalogue.coding(store, "drugs", code)
+    if drug is None or coding is None or drug_classes.fold(str(drug.name)) not in drug_classes.fold(text):
+        return None  # not in the active list, or the text was changed after picking: free text
+    return v.CodedDrug(coding["system"], coding["code"], coding["display"], coding.get("version"), getattr(drug, "ingredient", None) or None,
+                       getattr(drug, "ingredient_code", None) or None, prescribing.INGREDIENT_SYSTEM)
+
+
+def _warning_text(warning: Any) -> str:
+    """A prescribing warning in the page's language (`prescribing.MESSAGES` are msgids)."""
+    from ehr.services import prescribing
+    text = _(prescribing.MESSAGES[warning.code], **warning.params)
+    return f"{_('Dị ứng nguy cơ cao')}: {text}" if warning.high else text
+
+
+def _signature(warnings: list[Any]) -> str:
+    """What an override box stands for: these warnings (a changed line brings new ones to confirm)."""
+    import hashlib
+    found = "|".join(sorted(f"{w.code}:{w.implicated or ''}:{sorted(w.params.items())}" for w in warnings))
+    return hashlib.sha256(found.encode()).hexdigest()[:16]
+
+
+def _checked(patient_id: str, lines: list[tuple[int, v.Prescription]], form: Any, errors: dict[str, list[str]],
+             current: chart.Lists, replaced: frozenset[str]) -> list[v.Prescription]:
+    """The prescription lines to record: a line with warnings only with its override ticked and a
+    reason (5-500 characters), which becomes the line's `Override`; otherwise `errors` say why.
+    The warnings are kept on `g` for the form (`_prescribing_page`)."""
+    from dataclasses import replace
+
+    from flask import g
+
+    from ehr.services import prescribing
+    typed = [v.Allergy(r["substance"], r["criticality"] or None) for _i, r in forms.rows(form, "al", ("substance", "criticality"))
+             if r["substance"] and not current.has_allergy(r["substance"], replaced)]  # typed on this same form: checked too
+    found = prescribing.check(common.store(), common.ctx(), patient_id, lines, lists=current, today=clock.today(), skip=replaced,
+                              token=str(form.get("token", "")).strip() or None, new_allergies=typed)
+    shown: dict[int, tuple[list[Any], str]] = {}
+    out = []
+    for i, rx in lines:
+        mine = [w for w in found if w.index == i]
+        hard, soft = [w for w in mine if w.hard], [w for w in mine if not w.hard]
+        if hard:
+            errors[f"rx-{i}-quantity"] = [_warning_text(w) for w in hard]
+        if not soft:
+            out.append(rx)
+            continue
+        signature = _signature(soft)
+        shown[i] = (soft, signature)
+        reason = str(form.get(f"rx-{i}-override_reason", "")).strip()
+        if str(form.get(f"rx-{i}-override", "")).strip() != signature:
+            errors[f"rx-{i}-drug"] = [*(_warning_text(w) for w in soft),
+                                      _("Sửa dòng thuốc, hoặc đánh dấu “Vẫn kê đơn” và ghi lý do.")]
+            continue
+        if not 5 <= len(reason) <= 500:
+            errors[f"rx-{i}-override_reason"] = [_("Lý do vẫn kê đơn: nhập từ 5 đến 500 ký tự.")]
+            continue
+        out.append(replace(rx, override=v.Override(reason, tuple(w.issue() for w in soft))))
+    g.rx_warnings = shown
+    return out
+
+
+def _prescribing_page(patient_id: str) -> dict[str, Any]:
+    """What the prescriptions part of the form shows: the patient's active allergies and current
+    medicines, and the warnings of the posted lines with their override boxes."""
+    from flask import g
+
+    from ehr.services import prescribing
+    if "prescriptions" not in _sections():
+        return {}
+    store, ctx = common.store(), common.ctx()
+    found = chart.lists(store, ctx, patient_id)
+    return {
+        "rx_allergies": [(common.text_of(a.get("code")), a.get("criticality")) for a in found.allergies],
+        "rx_current": [common.medicine_line(m) for m in prescribing.current_medicines(store, ctx, patient_id, clock.today())],
+        "rx_warnings": {i: ([_warning_text(w) for w in ws], signature) for i, (ws, signature) in (g.get("rx_warnings") or {}).items()},
+    }
+
+
 def _form(patient: dict[str, Any], patient_id: str, values: dict[str, Any], errors: dict[str, list[str]], status: int,
           action: str, editing: bool = False) -> tuple[str, int]:
     return render_template("clinic/visit_form.html", patient=patient, patient_id=patient_id, values=values, errors=errors,
                            classes=CLASSES, blood_groups=_blood_groups(), routes=_routes(), common=common, action=action,
-                           sections=_sections(), editing=editing, **_history_choices()), status
+                           sections=_sections(), editing=editing, **_history_choices(), **_prescribing_page(patient_id)), status
 
 
 def _save(patient_id: str, queued: tuple[dict[str, Any], str] | None, replaces: list[dict[str, Any]] | None,
@@ -308,9 +419,13 @@ def sign(encounter_id: str) -> Response | tuple[str, int]:
 @bp.get("/icd10")
 @login_required(kind="staff", roles=common.STAFF)
 def icd10_search() -> dict[str, Any]:
-    """The diagnosis picker's suggestions (code and name), for the typed text."""
-    found = icd10.search(request.args.get("q", ""), limit=15)
-    return {"items": [{"code": d.code, "display": d.display} for d in found]}
+    """The diagnosis picker's suggestions for the typed text: the code, the name in the page's
+    language (`display`), both names and the list's version."""
+    found = icd10.search(request.args.get("q", "")[:100], limit=15)
+    lang = str(get_locale() or "vi")
+    return {"version": icd10.VERSION,
+            "items": [{"code": d.code, "display": d.name(lang), "display_vi": d.display_vi, "display_en": d.display_en}
+                      for d in found]}
 
 
 @bp.route("/visits/<encounter_id>/amend", methods=["GET", "POST"])

@@ -24,6 +24,7 @@ from defusedxml.ElementTree import fromstring
 
 from ehr.fhir.dates import DEFAULT_ZONE
 from ehr.fhir.terminology import ICD10, LOINC
+from ehr.identity import icd10
 
 VN = DEFAULT_ZONE
 BLOOD_GROUP = "882-1"
@@ -569,7 +570,7 @@ def illnesses(record: Record) -> list[Illness]:
         days = {d[:10] for d in dates}
         problem = any("problem-list-item" in codes_of(cat) for c in items for cat in c.get("category") or ())
         code = code_of(items[0].get("code"), ICD10)
-        out.append(Illness(code, text_of(items[0].get("code")), dates[0] if dates else "",
+        out.append(Illness(code, icd10.concept_name(items[0].get("code")) or text_of(items[0].get("code")), dates[0] if dates else "",
                            problem or _chronic_code(code) or len(days) > 1, any(_active(c) for c in items)))
     return sorted(out, key=lambda i: (not i.chronic, i.onset or "9999", i.code or i.name))
 
@@ -732,7 +733,8 @@ def _diagnoses(record: Record, enc: dict[str, Any], conditions: list[dict[str, A
             main = bool((_ext(c, MAIN_DIAGNOSIS_EXT) or {}).get("valueBoolean"))
             ranked.append((0 if main else 100, c))
     ranked.sort(key=lambda rc: rc[0])
-    return [Diagnosis(code_of(c.get("code"), ICD10) or code_of(c.get("code")), text_of(c.get("code")), i == 0) for i, (_, c) in enumerate(ranked)]
+    return [Diagnosis(code_of(c.get("code"), ICD10) or code_of(c.get("code")), icd10.concept_name(c.get("code")) or text_of(c.get("code")), i == 0)
+            for i, (_, c) in enumerate(ranked)]
 
 
 def _sections(composition: dict[str, Any]) -> dict[str, str]:

@@ -43,6 +43,7 @@ class Diagnosis:
     # The patient's active Condition with this code, if any: the visit references it instead of
     # writing the same problem again (one problem list per patient).
     existing_id: str | None = None
+    version: str | None = None  # the list the code was taken from (e.g. "QĐ 4469/2020")
 
 
 @dataclass(frozen=True)
@@ -64,6 +65,35 @@ class Vaccination:
 
 
 @dataclass(frozen=True)
+class CodedDrug:
+    """A drug chosen from the clinic's drug catalogue (its code in the catalogue's version)."""
+    system: str
+    code: str
+    display: str
+    version: str | None = None
+    ingredient: str | None = None  # active ingredient name
+    ingredient_code: str | None = None  # MoH active-ingredient code (MA_THUOC)
+    ingredient_system: str | None = None
+
+
+@dataclass(frozen=True)
+class DrugIssue:
+    """A prescribing warning the clinician overrode: a DetectedIssue in the record."""
+    code: str  # v3-ActCode: ALGY | DUPTHPY | DOSEDURH | DOSE
+    display: str
+    detail: str
+    implicated: str | None = None  # "AllergyIntolerance/<id>" or "MedicationRequest/<id>"
+    severity: str = "high"
+
+
+@dataclass(frozen=True)
+class Override:
+    """Why the clinician prescribes despite the warnings (5-500 characters), and the warnings."""
+    reason: str
+    issues: tuple[DrugIssue, ...] = ()
+
+
+@dataclass(frozen=True)
 class Prescription:
     drug: str
     dose_value: Decimal | None
@@ -74,6 +104,8 @@ class Prescription:
     duration_days: int | None
     quantity: Decimal | None
     instructions: str | None
+    coded: CodedDrug | None = None  # None: free text, not coded
+    override: Override | None = None
 
 
 @dataclass(frozen=True)
@@ -229,7 +261,8 @@ def _diagnoses(b: _Builder) -> list[dict[str, Any]]:
             "clinicalStatus": {"coding": [{"system": CONDITION_CLINICAL, "code": "active"}]},
             "verificationStatus": {"coding": [{"system": CONDITION_VERIFICATION, "code": "confirmed"}]},
             "category": [{"coding": [{"system": CONDITION_CATEGORY, "code": "encounter-diagnosis", "display": "Encounter Diagnosis"}]}],
-            "code": {"coding": [{"system": ICD10, "code": d.code, "display": d.display}], "text": d.display},
+            "code": {"coding": [{"system": ICD10, **({"version": d.version} if d.version else {}), "code": d.code, "display": d.display}],
+                     "text": d.display},
             "subject": b.patient, "encounter": b.encounter, "recordedDate": b.when,
         }
         if b.practitioner:
@@ -311,12 +344,16 @@ def _prescriptions(b: _Builder) -> None:
             dosage["doseAndRate"] = [{"doseQuantity": {"value": rx.dose_value, "unit": rx.dose_unit or ""}}]
         request: dict[str, Any] = {
             "resourceType": "MedicationRequest", "status": "active", "intent": "order",
-            "medicationCodeableConcept": {"text": rx.drug},
+            "medicationCodeableConcept": _medication(rx),
             "subject": b.patient, "encounter": b.encounter, "authoredOn": b.when,
             "dosageInstruction": [dosage],
         }
         if b.practitioner:
             request["requester"] = b.practitioner
+        url = b._urn()
+        issues = _detected_issues(b, rx, i, url)
+        if issues:
+            request["detectedIssue"] = [{"reference": u} for u in issues]
         if rx.quantity is not None or rx.duration_days:
             dispense: dict[str, Any] = {}
             if rx.quantity is not None:
@@ -324,7 +361,53 @@ def _prescriptions(b: _Builder) -> None:
             if rx.duration_days:
                 dispense["expectedSupplyDuration"] = {"value": rx.duration_days, "unit": "d", "system": UCUM, "code": "d"}
             request["dispenseRequest"] = dispense
-        b.add(request, f"prescription-{i}")
+        b.add(request, f"prescription-{i}", url=url)
+        # The DetectedIssues after their MedicationRequest (each references the other).
+        b.entries.extend(issues.values())
+
+
+def _medication(rx: Prescription) -> dict[str, Any]:
+    """A catalogue drug as a coding of the catalogue (its version) with the active ingredient; free
+    text as text only (not coded)."""
+    if rx.coded is None:
+        return {"text": rx.drug}
+    c = rx.coded
+    coding = [{"system": c.system, "code": c.code, "display": c.display, **({"version": c.version} if c.version else {})}]
+    if c.ingredient_code and c.ingredient_system:
+        coding.append({"system": c.ingredient_system, "code": c.ingredient_code, **({"display": c.ingredient} if c.ingredient else {})})
+    return {"coding": coding, "text": rx.drug}
+
+
+def _detected_issues(b: _Builder, rx: Prescription, i: int, request_url: str) -> dict[str, dict[str, Any]]:
+    """The overridden warnings of a prescription as DetectedIssues (by reference): what was found,
+    what it implicates, and the clinician's reason as the mitigation (who, when, why)."""
+    if rx.override is None:
+        return {}
+    out: dict[str, dict[str, Any]] = {}
+    for j, issue in enumerate(rx.override.issues, start=1):
+        mitigation: dict[str, Any] = {
+            "action": {"coding": [{"system": ACT_CODE, "code": "1", "display": "Therapy Appropriate"}], "text": rx.override.reason},
+            "date": b.when,
+        }
+        if b.practitioner:
+            mitigation["author"] = b.practitioner
+        resource: dict[str, Any] = {
+            "resourceType": "DetectedIssue", "status": "final",
+            "code": {"coding": [{"system": ACT_CODE, "code": issue.code, "display": issue.display}], "text": issue.detail},
+            "severity": issue.severity, "patient": b.patient, "identifiedDateTime": b.when,
+            "implicated": [{"reference": request_url}, *([{"reference": issue.implicated}] if issue.implicated else [])],
+            "detail": issue.detail, "mitigation": [mitigation],
+        }
+        # DetectedIssue has no search parameter here to make a conditional create on: its id is
+        # derived from the submission token instead (a resubmitted form writes the same resource).
+        item = f"prescription-{i}-issue-{j}"
+        resource["id"] = str(uuid.uuid5(uuid.NAMESPACE_URL, f"{b.system}|{b.visit.token}/{item}"))
+        b.add(resource, item)
+        entry = b.entries.pop()
+        del entry["fullUrl"]
+        entry["request"] = {"method": "PUT", "url": f"DetectedIssue/{resource['id']}"}
+        out[entry["request"]["url"]] = entry
+    return out
 
 
 def _summary(b: _Builder) -> None:

@@ -20,7 +20,7 @@ from typing import Callable
 from ehr.crypto.signing_keys import FacilityKeys
 from ehr.fhir import visit as v
 from ehr.fhir.healthbook import VN
-from ehr.services import accounts, bundles, care, indexing, logins, passwords, practitioners, resources, signing, totp, visits
+from ehr.services import accounts, bundles, care, catalogue, indexing, logins, passwords, practitioners, resources, signing, totp, visits
 from ehr.services.context import AccessContext
 from ehr.store import access, index
 from ehr.store.access import INTERNAL
@@ -73,6 +73,7 @@ def load(store: Store, ctx: AccessContext, patients: int, seed: int, progress: C
         written += len(bundles.ingest_transaction(store, ctx, bundle))
         if progress:
             progress(1)
+    catalogue.load_samples(store)  # the synthetic drug, service and lab-test lists (idempotent)
     return DemoReport(patients, written)
 
 

@@ -1,4 +1,5 @@
-// ICD-10 picker: suggestions for the diagnosis fields while typing (works without it, too:
+// ICD-10 picker (QĐ 4469 list): suggestions for the diagnosis fields while typing, by code or by
+// Vietnamese or English words, named in the page's language (works without it, too:
 // the server checks every code).
 (function () {
   var list = document.getElementById("icd10-list");

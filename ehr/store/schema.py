@@ -401,9 +401,39 @@ form_drafts = Table(
     Index("ix_form_drafts_expires", "expires_at"),
 )
 
+# Catalogues (issue 15): the drug list, the service/technique list and the lab-test list, loaded by
+# `flask ehr catalogue import`. Public reference data, not personal data: stored in plaintext.
+# Each import of new content is a version (the rows' canonical SHA-256 makes re-imports no-ops);
+# one version per kind is active, old ones stay so a coding keeps the version it was made with.
+catalogue_versions = Table(
+    "catalogue_versions",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("kind", String(16), nullable=False),  # drugs, services, labs
+    Column("label", String(64), nullable=False),  # what writers put in Coding.version
+    Column("imported_at", BigInteger, nullable=False),
+    Column("source", String(255), nullable=False),  # file name imported
+    Column("row_count", Integer, nullable=False),
+    Column("sha256", String(64), nullable=False),  # of the canonical accepted rows
+    Column("active", Boolean, nullable=False, default=False),
+    UniqueConstraint("kind", "sha256", name="uq_catalogue_versions_kind_sha256"),
+    UniqueConstraint("kind", "label", name="uq_catalogue_versions_kind_label"),
+    Index("ix_catalogue_versions_kind_active", "kind", "active"),
+)
+
+catalogue_rows = Table(
+    "catalogue_rows",
+    metadata,
+    Column("version_id", BigInteger().with_variant(Integer, "sqlite"), ForeignKey("catalogue_versions.id"), primary_key=True),
+    Column("code", String(64), primary_key=True),
+    Column("kind", String(16), nullable=False),
+    Column("name", Text, nullable=False),
+    Column("data", Text, nullable=False),  # JSON of the kind's fields (ehr.services.catalogue)
+)
+
 INDEX_TABLES = (idx_token, idx_reference, idx_string, idx_date, idx_number)
 AUDIT_TABLES = (audit_log, audit_subjects, audit_chain)
 ALL_TABLES = (
-    *INDEX_TABLES, write_locks, *AUDIT_TABLES, export_subjects, export_jobs, import_progress, form_drafts, sessions, login_failures, client_jtis,
+    *INDEX_TABLES, write_locks, *AUDIT_TABLES, export_subjects, export_jobs, import_progress, form_drafts, catalogue_rows, catalogue_versions, sessions, login_failures, client_jtis,
     access_tokens, representations, care_relationships, break_glass, api_clients, accounts, resource_versions, resources, data_keys,
 )

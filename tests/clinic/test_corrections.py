@@ -54,6 +54,7 @@ def test_every_item_names_the_signed_in_clinician(signed_in, store):
     assert doctor["reference"].startswith("Practitioner/") and doctor["display"] == "Nguyễn Văn doctor"
     assert _read(store, *doctor["reference"].split("/"))["name"][0]["text"] == "Nguyễn Văn doctor"
     assert [c["recorder"] for c in _all(store, "Condition", pid)] == [doctor]
+    assert _all(store, "Condition", pid)[0]["code"]["coding"][0]["version"] == "QĐ 4469/2020"  # the list it was coded with
     assert [m["requester"] for m in _all(store, "MedicationRequest", pid)] == [doctor]
     assert _all(store, "Composition", pid)[0]["author"][0] == doctor
     assert doctor in _all(store, "Observation", pid)[0]["performer"]
