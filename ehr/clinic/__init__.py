@@ -8,4 +8,4 @@ from flask import Blueprint
 
 bp = Blueprint("clinic", __name__, url_prefix="/clinic")
 
-from ehr.clinic import catalogue, papers, patients, queue, requests, staff, visits  # noqa: E402,F401  (registers the routes)
+from ehr.clinic import catalogue, labs, papers, patients, queue, requests, staff, visits  # noqa: E402,F401  (registers the routes)

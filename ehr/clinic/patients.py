@@ -218,7 +218,7 @@ def _list_notice() -> tuple[str, str] | None:
 
 def _trend(record: chart.Chart) -> list[dict[str, Any]]:
     """The vitals trend: one accessible SVG chart per measure, as the health book draws them."""
-    series = hb.series(hb.Record(str(record.patient.get("id")), record.vitals), all_vitals=True)
+    series = hb.series(hb.Record(str(record.patient.get("id")), [*record.vitals, *record.labs]), all_vitals=True)
     return trends.drawn(series, "vitals")
 
 

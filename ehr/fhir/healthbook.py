@@ -520,6 +520,11 @@ def _category(obs: dict[str, Any]) -> set[str]:
     return {c for cat in obs.get("category") or () for c in codes_of(cat)}
 
 
+def _lab_result(obs: dict[str, Any]) -> bool:
+    """A laboratory result with its reference range (the clinic's lab results): a trend from the first value."""
+    return "laboratory" in _category(obs) and bool(obs.get("referenceRange"))
+
+
 def _is_vital(obs: dict[str, Any]) -> bool:
     return "vital-signs" in _category(obs) or _loinc(obs) in (HEIGHT, WEIGHT, BMI, BP_PANEL)
 
@@ -799,7 +804,8 @@ def _point(obs: dict[str, Any], value: Any, text: str) -> Point | None:
 
 
 def series(record: Record, all_vitals: bool = False) -> list[Series]:
-    """Blood pressure, weight, BMI, and every laboratory value measured at least twice; with
+    """Blood pressure, weight, BMI, and every laboratory value measured at least twice or given
+    with its reference range (a lab result of the clinic, from its first value); with
     `all_vitals` (the clinic's chart) also heart rate, temperature, SpO2 and respiratory rate,
     even when measured once (height is not a trend)."""
     bp_sys: list[Point] = []
@@ -832,7 +838,7 @@ def series(record: Record, all_vitals: bool = False) -> list[Series]:
                                              Line(DIASTOLIC, "diastolic", tuple(sorted(bp_dia, key=lambda p: p.when)))),
                           (DEFAULT_RANGES[SYSTOLIC], DEFAULT_RANGES[DIASTOLIC])))
     for code, found in sorted(by_code.items(), key=lambda kv: ({WEIGHT: 0, BMI: 1}.get(kv[0], 2), kv[0])):
-        if code not in (WEIGHT, BMI) and len(found) < 2 and not (all_vitals and _is_vital(found[0][1])):
+        if code not in (WEIGHT, BMI) and len(found) < 2 and not (all_vitals and _is_vital(found[0][1])) and not _lab_result(found[0][1]):
             continue
         found.sort(key=lambda pf: pf[0].when)
         latest = found[-1][1]

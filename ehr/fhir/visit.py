@@ -544,4 +544,7 @@ def without_drafts(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
         return docs
     drafts = set().union(*(_visit_tokens(d) for d in open_visits))
     skip = {id(d) for d in open_visits}
-    return [d for d in docs if id(d) not in skip and not (_visit_tokens(d) & drafts)]
+    # Written later into the visit (lab orders and results) carry no form token: their Encounter says.
+    open_refs = {f"Encounter/{d.get('id')}" for d in open_visits}
+    return [d for d in docs if id(d) not in skip and not (_visit_tokens(d) & drafts)
+            and not (isinstance(d.get("encounter"), dict) and d["encounter"].get("reference") in open_refs)]

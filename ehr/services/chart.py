@@ -25,6 +25,7 @@ class Chart:
     medications: list[dict[str, Any]] = field(default_factory=list)
     immunizations: list[dict[str, Any]] = field(default_factory=list)
     vitals: list[dict[str, Any]] = field(default_factory=list)
+    labs: list[dict[str, Any]] = field(default_factory=list)  # laboratory Observations (lab results, blood group)
     shown: frozenset[str] = frozenset()  # types the context may search (a receptionist sees less)
 
 
@@ -78,6 +79,7 @@ def chart(store: Store, ctx: AccessContext, patient_id: str) -> Chart:
         immunizations=corrections.hidden(_find(store, ctx, "Immunization", [*who, ("_sort", "-date")])),
         vitals=corrections.hidden(_find(store, ctx, "Observation", [*who, ("code", ",".join(f"http://loinc.org|{c}" for c in VITAL_CODES)),
                                                                   ("_sort", "-date")])),
+        labs=corrections.hidden(_find(store, ctx, "Observation", [*who, ("category", "laboratory"), ("_sort", "-date")])),
     )
 
 
