@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 import uuid
+from dataclasses import replace
 from decimal import Decimal
 from typing import Any
 
-from flask import current_app, redirect, render_template, request, url_for
+from flask import current_app, g, redirect, render_template, request, url_for
 from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
@@ -15,12 +17,12 @@ from werkzeug.wrappers import Response
 from ehr.auth import clock, drafts
 from ehr.auth.current import login_required
 from ehr.clinic import bp, common, forms, visit_values
-from ehr.fhir import corrections
+from ehr.fhir import corrections, drug_classes
 from ehr.fhir import visit as v
 from ehr.fhir.terminology import ICD10
 from ehr.fhir.outcomes import FhirError
 from ehr.identity import clinical_codes, icd10
-from ehr.services import chart, policy, practitioners, signing, visits
+from ehr.services import catalogue, chart, policy, practitioners, prescribing, signing, visits
 
 CLASSES = {"AMB": _l("Ngoại trú"), "IMP": _l("Nội trú"), "EMER": _l("Cấp cứu"), "VR": _l("Khám từ xa"), "HH": _l("Khám tại nhà")}
 
@@ -187,8 +189,6 @@ def _coded(code: str, text: str) -> v.CodedDrug | None:
     for free text (recorded as text only, "chưa mã hóa")."""
     if not code:
         return None
-    from ehr.fhir import drug_classes
-    from ehr.services import catalogue, prescribing
     store = common.store()
     drug = catalogue.get(store, "drugs", code)
     coding = catalogue.coding(store, "drugs", code)
@@ -200,14 +200,12 @@ def _coded(code: str, text: str) -> v.CodedDrug | None:
 
 def _warning_text(warning: Any) -> str:
     """A prescribing warning in the page's language (`prescribing.MESSAGES` are msgids)."""
-    from ehr.services import prescribing
     text = _(prescribing.MESSAGES[warning.code], **warning.params)
     return f"{_('Dị ứng nguy cơ cao')}: {text}" if warning.high else text
 
 
 def _signature(warnings: list[Any]) -> str:
     """What an override box stands for: these warnings (a changed line brings new ones to confirm)."""
-    import hashlib
     found = "|".join(sorted(f"{w.code}:{w.implicated or ''}:{sorted(w.params.items())}" for w in warnings))
     return hashlib.sha256(found.encode()).hexdigest()[:16]
 
@@ -217,11 +215,6 @@ def _checked(patient_id: str, lines: list[tuple[int, v.Prescription]], form: Any
     """The prescription lines to record: a line with warnings only with its override ticked and a
     reason (5-500 characters), which becomes the line's `Override`; otherwise `errors` say why.
     The warnings are kept on `g` for the form (`_prescribing_page`)."""
-    from dataclasses import replace
-
-    from flask import g
-
-    from ehr.services import prescribing
     typed = [v.Allergy(r["substance"], r["criticality"] or None) for _i, r in forms.rows(form, "al", ("substance", "criticality"))
              if r["substance"] and not current.has_allergy(r["substance"], replaced)]  # typed on this same form: checked too
     found = prescribing.check(common.store(), common.ctx(), patient_id, lines, lists=current, today=clock.today(), skip=replaced,
@@ -254,9 +247,6 @@ def _checked(patient_id: str, lines: list[tuple[int, v.Prescription]], form: Any
 def _prescribing_page(patient_id: str) -> dict[str, Any]:
     """What the prescriptions part of the form shows: the patient's active allergies and current
     medicines, and the warnings of the posted lines with their override boxes."""
-    from flask import g
-
-    from ehr.services import prescribing
     if "prescriptions" not in _sections():
         return {}
     store, ctx = common.store(), common.ctx()
