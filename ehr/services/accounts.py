@@ -43,7 +43,7 @@ from ehr.services.context import STAFF_ROLES, AccessContext
 from ehr.services.policy import Denied
 from ehr.store import access, index
 from ehr.store.access import INTERNAL
-from ehr.store.keys import DataKeyStore
+from ehr.store.keys import DataKeyStore, now_us
 from ehr.store.runtime import Store
 from ehr.store.schema import SHARED_COMPARTMENT
 from ehr.store.schema import accounts as accounts_table
@@ -276,10 +276,26 @@ def _insert_staff(
         auditing.queued(uow, store, ctx, "account.create", resource_type="Organization", logical_id=organization_id)
 
 
+_HOLDING = ("registered", "admin")  # care sources that make a facility the patient's own
+
+
+def _holds_record(store: Store, organization: str, patient_id: str) -> bool:
+    with store.reading(INTERNAL) as uow:
+        if access.creator_of(uow, "Patient", patient_id) == organization:
+            return True
+        return any(r["organization_id"] == organization and r["source"] in _HOLDING
+                   for r in access.care_for_patient(uow, patient_id, now_us()))
+
+
 def _patient_cccd(store: Store, ctx: AccessContext, patient_id: str, action: str = "account.create") -> str:
     """The one active CCCD of a Patient the context may see."""
     with store.reading(policy.gate(ctx)) as uow:
         found = resource_service.read_live(uow, store, "Patient", patient_id, action=action)
+    if ctx.kind == "staff" and not _holds_record(store, str(ctx.organization or ""), patient_id):
+        # Seeing a record (consent, paper consent, break-glass) is not holding it: a code opens the
+        # patient's whole health book, so only the facility the patient registered with or is
+        # recorded in the care of hands one out.
+        raise Denied(403, [Issue("forbidden", "only the patient's own facility issues health-book codes")], action)
     numbers = patient_rules.national_ids(json.loads(found.body or b"{}"), store.systems)
     if len(numbers) != 1:
         raise AccountError("the Patient must be active and hold exactly one active CCCD identifier")
@@ -528,7 +544,7 @@ def reset_patient_account(store: Store, ctx: AccessContext, patient_id: str, *, 
                 organization_id=None, role="patient", display_name=None, created_at=now, active=True, **values,
             ))
         else:
-            access.update_account(uow, row["account_id"], patient_id=patient_id, **values)
+            access.update_account(uow, row["account_id"], **values)  # the account stays bound to its own Patient
             access.sessions_of_account_delete(uow, row["account_id"])
         auditing.queued(uow, store, ctx, "account.reset", resource_type="Patient", logical_id=patient_id, compartment=patient_id)
     return code

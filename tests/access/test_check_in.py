@@ -9,7 +9,7 @@ from sqlalchemy import update
 
 from access_helpers import OPS
 from ehr.fhir.outcomes import FhirError
-from ehr.services import care, healthbook_privacy, resources
+from ehr.services import accounts, care, healthbook_privacy, resources
 from ehr.services.policy import patient_context, staff_context
 from ehr.store.keys import now_us
 from ehr.store.schema import care_relationships
@@ -114,6 +114,10 @@ def test_a_signed_paper_consent_opens_check_in_and_the_patient_sees_and_withdraw
     assert unknown.value.status == 404
     assert care.check_in_with_paper_consent(store, doc_b, CCCD["A"], "Phiếu đồng ý số 17/2026, lưu tại quầy", 30) == pid
     assert _reads(store, doc_b, pid)
+    for hand_out in (accounts.reset_patient_account, accounts.create_patient_account):  # seeing is not holding the record
+        with pytest.raises(FhirError) as refused:
+            hand_out(store, doc_b, pid, now=now_us())
+        assert refused.value.status == 403
     log = healthbook_privacy.access_log(store, patient, pid).entries
     assert any(e.access.action == "care.check-in" and e.access.under_consent and e.access.organization == "org-b" for e in log)
     shared = healthbook_privacy.grants(store, patient, pid)
