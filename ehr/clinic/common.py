@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 from datetime import date, datetime
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from flask import current_app, session
+from flask_babel import format_decimal, get_locale, gettext
+from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
 from ehr.auth import clock
 from ehr.auth.current import current_context
+from ehr.healthbook.common import MEASURES
+from ehr.identity import icd10
 from ehr.services.context import AccessContext
 from ehr.store.runtime import Store
 
@@ -86,9 +91,6 @@ def local_time(micros: int) -> str:
 
 def _amount(value: Any) -> str:
     """A typed number in the page's language ("0,5" in Vietnamese)."""
-    from decimal import Decimal, InvalidOperation
-
-    from flask_babel import format_decimal
     try:
         number = Decimal(str(value))
     except (InvalidOperation, ValueError):
@@ -98,8 +100,6 @@ def _amount(value: Any) -> str:
 
 def dosage_of(request: dict[str, Any]) -> str:
     """A MedicationRequest's dose, frequency, duration and quantity: "1 viên × 3 lần/ngày × 5 ngày, tổng 15"."""
-    from flask_babel import gettext as _
-
     dosage = (request.get("dosageInstruction") or [{}])[0]
     repeat = (dosage.get("timing") or {}).get("repeat") or {}
     dose = ((dosage.get("doseAndRate") or [{}])[0] or {}).get("doseQuantity") or {}
@@ -133,10 +133,6 @@ def medicine_line(request: dict[str, Any]) -> str:
 def diagnosis_name(concept: dict[str, Any] | None) -> str:
     """A Condition's name for staff: the ICD-10 list's name in the page's language when the
     concept carries a code of the list, otherwise the record's own text (`text_of`)."""
-    from flask_babel import get_locale
-
-    from ehr.identity import icd10
-
     for coding in (concept or {}).get("coding") or ():
         if coding.get("system") == icd10.SYSTEM:
             found = icd10.lookup(str(coding.get("code") or ""))
@@ -156,8 +152,6 @@ _DX_PROBLEMS = {
 
 def diagnosis_problem(problem: Any) -> str:
     """The message, in the page's language, of an `ehr.identity.icd10.Problem`."""
-    from flask_babel import gettext
-
     key = problem.message_key
     if key == "asterisk_without_dagger":
         return gettext("Mã dấu sao (*) phải đi kèm mã dấu găm (†) của bệnh nguyên nhân trong cùng lượt khám "
@@ -176,3 +170,13 @@ def diagnosis_problem(problem: Any) -> str:
         return gettext("Mã này không phù hợp với tuổi của người bệnh: chỉ dùng cho người bệnh %(ages)s "
                        "(QĐ 4469/QĐ-BYT, Phụ lục %(appendix)s).", ages=text, appendix=problem.appendix)
     return str(_DX_PROBLEMS.get(key, _DX_PROBLEMS["unknown"]))
+
+
+def measure_name(concept: dict[str, Any] | None) -> str:
+    """A measurement's name in the page's language (vital signs, blood group: the health book's
+    names of their LOINC codes), not the LOINC English display; otherwise the record's text."""
+    for coding in (concept or {}).get("coding") or ():
+        name = MEASURES.get(str(coding.get("code") or ""))
+        if name is not None:
+            return str(name)
+    return text_of(concept)

@@ -26,6 +26,7 @@ from ehr.auth import clock
 from ehr.auth.current import login_required
 from ehr.clinic import bp, common
 from ehr.fhir.outcomes import FhirError
+from ehr.healthbook.common import MEASURES
 from ehr.identity import clinical_codes, icd10
 from ehr.services import papers, policy
 
@@ -82,12 +83,9 @@ def _age(birth: str, on: date) -> str:
     return _("%(n)s tuổi", n=years)
 
 
-# Measures by their names on the paper (the record holds LOINC's English display).
-_MEASURES = {
-    "85354-9": _l("Huyết áp"), "8867-4": _l("Mạch"), "8310-5": _l("Nhiệt độ"), "59408-5": _l("SpO2"), "9279-1": _l("Nhịp thở"),
-    "8302-2": _l("Chiều cao"), "29463-7": _l("Cân nặng"), "39156-5": _l("Chỉ số khối cơ thể (BMI)"),
-    clinical_codes.ABO_RH_LOINC: _l("Nhóm máu ABO và Rh"),
-}
+# Measures by the health book's Vietnamese names (the record holds LOINC's English display); the
+# lab sheet names the blood group in full, as a laboratory writes it.
+_PAPER_NAMES = {clinical_codes.ABO_RH_LOINC: _l("Nhóm máu ABO và Rh")}
 _UNITS = {"Cel": "°C", "mm[Hg]": "mmHg", "/min": _l("lần/phút"), "kg/m2": "kg/m²"}
 
 
@@ -96,7 +94,7 @@ def _loinc(doc: dict[str, Any]) -> str:
 
 
 def vital_name(doc: dict[str, Any]) -> str:
-    return str(_MEASURES.get(_loinc(doc)) or common.text_of(doc.get("code")))
+    return str(_PAPER_NAMES.get(_loinc(doc)) or common.measure_name(doc.get("code")))
 
 
 def vital_value(doc: dict[str, Any]) -> str:
@@ -109,7 +107,7 @@ def vital_value(doc: dict[str, Any]) -> str:
 
 
 def lab_name(result: papers.Result) -> str:
-    return str(_MEASURES.get(result.loinc) or result.name)
+    return str(_PAPER_NAMES.get(result.loinc) or MEASURES.get(result.loinc) or result.name)
 
 
 def lab_value(result: papers.Result) -> str:
@@ -173,10 +171,14 @@ def _visit_paper(encounter_id: str, kind: str) -> Response | tuple[str, int]:
         paper = papers.visit_paper(common.store(), common.ctx(), encounter_id, kind)
     except FhirError:  # not visible to this facility, cancelled, or gone: one answer, no oracle
         return render_template("clinic/closed.html", patient_id=None), 404
-    on = date.fromisoformat(paper.started[:10]) if paper.started[:10] else clock.today()
+    try:
+        on = date.fromisoformat(paper.started[:10])
+    except ValueError:  # no start, or a partial date the API accepts ("2026-05")
+        on = clock.today()
     title = _(_TITLES[kind])
     body = render.pdf(kind, p=paper, title=title, age=_age(paper.patient.birth_date, on), **_context())
-    return _pdf(body, f"{title} {paper.patient.name} {on.strftime('%Y-%m-%d')}".replace(" ", "-"))
+    # Named by paper and date, never by the patient (download history, shared clinic PCs).
+    return _pdf(body, f"{title} {on.strftime('%Y-%m-%d')}".replace(" ", "-"))
 
 
 @bp.get("/visits/<encounter_id>/prescription.pdf")
@@ -211,7 +213,7 @@ def activation_slip_pdf(patient_id: str) -> Response | tuple[str, int]:
     body = render.pdf("activation", s=slip, title=title, facility=papers.facility(common.store(), common.ctx()),
                       expires=common.day(clock.local(slip.expires).isoformat()), book_url=request.host_url.rstrip("/") + url_for("auth.activate"),
                       **_context())
-    return _pdf(body, f"{title} {slip.patient.name}".replace(" ", "-"))
+    return _pdf(body, f"{title} {clock.local_now().strftime('%Y-%m-%d')}".replace(" ", "-"))
 
 
 @bp.errorhandler(render.PapersUnavailable)

@@ -11,6 +11,7 @@ from datetime import date
 from typing import Any
 
 from ehr.fhir import corrections
+from ehr.fhir.visit import BLOOD_GROUP_LOINC
 from ehr.fhir.terminology import ICD10, VITAL_SIGNS
 
 _BY_LOINC = {s.loinc: key for key, s in VITAL_SIGNS.items() if key not in ("bp", "bmi")}
@@ -69,14 +70,14 @@ def values_of(encounter: dict[str, Any], items: list[dict[str, Any]]) -> dict[st
         kind = doc.get("resourceType")
         if kind == "Observation":
             code = _code(doc.get("code"))
-            if code == "85354-9":
+            if code == VITAL_SIGNS["bp"].loinc:
                 for comp in doc.get("component") or []:
                     key = _BY_LOINC.get(_code(comp.get("code")))
                     if key:
                         values[key] = _text((comp.get("valueQuantity") or {}).get("value"))
             elif code in _BY_LOINC:
                 values[_BY_LOINC[code]] = _text((doc.get("valueQuantity") or {}).get("value"))
-            elif code == "882-1":
+            elif code == BLOOD_GROUP_LOINC:
                 values["blood_group"] = _code(doc.get("valueCodeableConcept"))
         elif kind == "MedicationRequest":
             dosage = (doc.get("dosageInstruction") or [{}])[0]

@@ -11,7 +11,6 @@ from typing import Any
 from flask import current_app, g, redirect, render_template, request, url_for
 from flask_babel import get_locale
 from flask_babel import gettext as _
-from flask_babel import lazy_gettext as _l
 from werkzeug.wrappers import Response
 
 from ehr.auth import clock, drafts
@@ -21,10 +20,10 @@ from ehr.fhir import corrections, drug_classes
 from ehr.fhir import visit as v
 from ehr.fhir.terminology import ICD10
 from ehr.fhir.outcomes import FhirError
+from ehr.healthbook.common import CLASSES  # the types of care, by their Vietnamese names
 from ehr.identity import clinical_codes, icd10
 from ehr.services import catalogue, chart, policy, practitioners, prescribing, signing, visits
 
-CLASSES = {"AMB": _l("Ngoại trú"), "IMP": _l("Nội trú"), "EMER": _l("Cấp cứu"), "VR": _l("Khám từ xa"), "HH": _l("Khám tại nhà")}
 
 
 def _blood_groups() -> dict[str, str]:
@@ -342,10 +341,10 @@ def edit_visit(encounter_id: str) -> Response | str | tuple[str, int]:
         if signature:
             return redirect(url_for("clinic.amend_visit", encounter_id=encounter_id))
         queued = visits.open_encounter(store, ctx, encounter_id)
+        patient_id = ((encounter.get("subject") or {}).get("reference") or "/").split("/", 1)[1]
+        patient = chart.patient(store, ctx, patient_id)
     except FhirError as exc:
         return render_template("clinic/closed.html", patient_id=None), 409 if exc.status == 409 else 404
-    patient_id = ((encounter.get("subject") or {}).get("reference") or "/").split("/", 1)[1]
-    patient = chart.patient(store, ctx, patient_id)
     errors: dict[str, list[str]] = {}
     if request.method == "POST":
         values = {k: v_ for k, v_ in request.form.items() if k != "csrf_token"}

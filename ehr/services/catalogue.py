@@ -33,13 +33,13 @@ from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Callable, Union
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from ehr.catalogue.layout import KINDS, CatalogueFileError, Rejected, count_rows, rows_of
 from ehr.crypto.blind import fold_text
+from ehr.fhir.dates import DEFAULT_ZONE
 from ehr.store import repository
 from ehr.store.access import INTERNAL
 from ehr.store.runtime import Store
@@ -58,7 +58,6 @@ SYSTEMS = {
     "labs": "https://fhir.ehr-vn.org/CodeSystem/xet-nghiem",
 }
 _BATCH = 500
-_TZ = ZoneInfo("Asia/Ho_Chi_Minh")
 
 
 class CatalogueError(ValueError):
@@ -218,7 +217,7 @@ def _store(store: Store, kind: str, source: str, rows: list[dict[str, Any]], sha
                 report.activated = True
             return
         if label is None:
-            label = datetime.fromtimestamp(now / 1e6, _TZ).strftime("%Y-%m-%d") + "." + sha[:8]
+            label = datetime.fromtimestamp(now / 1e6, DEFAULT_ZONE).strftime("%Y-%m-%d") + "." + sha[:8]
         taken = uow.execute(select(v.id).where(v.kind == kind, v.label == label)).first()
         if taken is not None:
             raise CatalogueError(f"the version label {label!r} is already used by another {kind} version")

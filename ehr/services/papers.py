@@ -24,6 +24,7 @@ from decimal import Decimal
 from typing import Any
 
 from ehr.fhir import corrections, jsonio
+from ehr.fhir.healthbook import name_of, text_of
 from ehr.fhir.outcomes import FhirError
 from ehr.fhir.terminology import ICD10, LOINC
 from ehr.services import accounts, chart, policy, registration, resources
@@ -112,13 +113,6 @@ def _wrong(doc: dict[str, Any]) -> bool:
     return codes[0].get("code") == "entered-in-error"
 
 
-def _text(concept: dict[str, Any] | None) -> str:
-    if not concept:
-        return ""
-    coding = (concept.get("coding") or [{}])[0]
-    return str(concept.get("text") or coding.get("display") or coding.get("code") or "")
-
-
 def _decimal(value: Any) -> Decimal | None:
     return Decimal(str(value)) if value is not None else None
 
@@ -141,8 +135,7 @@ def person(store: Store, ctx: AccessContext, patient_id: str) -> Person:
     """The patient with the BHYT card and representative (FhirError 404 when not visible)."""
     card = registration.card(store, ctx, patient_id)
     doc = card.patient
-    names = doc.get("name") or [{}]
-    name = names[0].get("text") or " ".join([names[0].get("family", ""), *names[0].get("given", [])]).strip()
+    name = name_of(doc)
     cccd = next((str(i.get("value")) for i in doc.get("identifier") or [] if i.get("system") == store.systems.cccd), "")
     bhyt, until = "", ""
     if card.coverage:
@@ -153,7 +146,7 @@ def person(store: Store, ctx: AccessContext, patient_id: str) -> Person:
     rep = card.representative
     return Person(patient_id, str(name), str(doc.get("birthDate") or ""), str(doc.get("gender") or ""),
                   str(address.get("text") or ", ".join(address.get("line") or [])), cccd, bhyt, until, phone,
-                  _text({"text": (rep.get("name") or [{}])[0].get("text")}) if rep else "")
+                  text_of({"text": (rep.get("name") or [{}])[0].get("text")}) if rep else "")
 
 
 def age(birth: str, on: date) -> tuple[int, int]:
@@ -179,7 +172,7 @@ def _prescriber(store: Store, ctx: AccessContext, encounter: dict[str, Any], dru
         except FhirError:
             continue
         licence = next((str(i.get("value")) for i in doc.get("identifier") or [] if i.get("system") == store.systems.practitioner_licence), "")
-        return _text((doc.get("name") or [{}])[0]), licence
+        return name_of(doc), licence
     return "", ""
 
 
@@ -191,7 +184,7 @@ def _drug(doc: dict[str, Any]) -> Drug:
     dispense = doc.get("dispenseRequest") or {}
     days = (repeat.get("boundsDuration") or {}).get("value") or (dispense.get("expectedSupplyDuration") or {}).get("value")
     return Drug(
-        name=_text(doc.get("medicationCodeableConcept")), dose=_decimal(dose.get("value")), dose_unit=str(dose.get("unit") or ""),
+        name=text_of(doc.get("medicationCodeableConcept")), dose=_decimal(dose.get("value")), dose_unit=str(dose.get("unit") or ""),
         route=str(route[0].get("code") or ""), route_display=str(route[0].get("display") or ""),
         frequency=int(repeat["frequency"]) if repeat.get("frequency") is not None else None,
         days=int(days) if days is not None else None, quantity=_decimal((dispense.get("quantity") or {}).get("value")),
@@ -206,13 +199,13 @@ def _result(doc: dict[str, Any]) -> Result:
         q = doc["valueQuantity"]
         value, unit = str(q.get("value", "")), str(q.get("unit") or q.get("code") or "")
     elif doc.get("valueCodeableConcept"):
-        value, unit = _text(doc["valueCodeableConcept"]), ""
+        value, unit = text_of(doc["valueCodeableConcept"]), ""
         answer = str(((doc["valueCodeableConcept"].get("coding") or [{}])[0]).get("code") or "")
     else:
         value = str(next((doc[k] for k in ("valueString", "valueInteger", "valueBoolean") if k in doc), ""))
         unit = ""
     ref = (doc.get("referenceRange") or [{}])[0]
-    return Result(str(coding.get("code") or "") if coding.get("system") == LOINC else "", _text(doc.get("code")), value, answer, unit,
+    return Result(str(coding.get("code") or "") if coding.get("system") == LOINC else "", text_of(doc.get("code")), value, answer, unit,
                   str((ref.get("low") or {}).get("value", "")), str((ref.get("high") or {}).get("value", "")), str(ref.get("text") or ""),
                   str(doc.get("effectiveDateTime") or ""))
 
@@ -257,15 +250,15 @@ def visit_paper(store: Store, ctx: AccessContext, encounter_id: str, kind: str) 
     prescriber, licence = _prescriber(store, ctx, encounter, medication)
     return VisitPaper(
         facility=facility(store, ctx), patient=person(store, ctx, patient_id), encounter_id=encounter_id,
-        started=str((encounter.get("period") or {}).get("start") or ""), reason=_text((encounter.get("reasonCode") or [{}])[0]),
+        started=str((encounter.get("period") or {}).get("start") or ""), reason=text_of((encounter.get("reasonCode") or [{}])[0]),
         status=str(encounter.get("status") or ""), diagnoses=diagnoses, drugs=[_drug(d) for d in medication],
         vitals=[d for d in observations if not _laboratory(d)], results=[_result(d) for d in observations if _laboratory(d)],
-        note=_div_text(sections.get("10164-2")), advice=_div_text(sections.get("69730-0")), revisit=revisit,
+        note=_divtext_of(sections.get("10164-2")), advice=_divtext_of(sections.get("69730-0")), revisit=revisit,
         prescriber=prescriber, licence=licence, signed=bool(signature),
     )
 
 
-def _div_text(section: dict[str, Any] | None) -> str:
+def _divtext_of(section: dict[str, Any] | None) -> str:
     """The plain text of a section's narrative (written by ehr.fhir.visit from typed text)."""
     if not section:
         return ""

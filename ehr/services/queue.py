@@ -30,6 +30,7 @@ from typing import Any
 
 from ehr.fhir import jsonio
 from ehr.fhir import queue as fq
+from ehr.fhir.healthbook import name_of
 from ehr.fhir.dates import DEFAULT_ZONE
 from ehr.fhir.outcomes import FhirError, Issue
 from ehr.services import indexing, policy, resources, search
@@ -232,12 +233,6 @@ def _moment(value: str | None) -> datetime | None:
     except ValueError:
         return None
     return (moment if moment.tzinfo else moment.replace(tzinfo=DEFAULT_ZONE)).astimezone(DEFAULT_ZONE)
-
-
-def name_of(patient: dict[str, Any]) -> str:
-    names = patient.get("name") or [{}]
-    first = names[0] if isinstance(names[0], dict) else {}
-    return str(first.get("text") or " ".join([first.get("family", ""), *first.get("given", [])]).strip())
 
 
 def _row(version: repository.StoredVersion, doc: dict[str, Any], patients: dict[str, dict[str, Any]], base: str, now: datetime) -> Row:

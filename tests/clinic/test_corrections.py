@@ -96,6 +96,7 @@ def test_an_unsigned_visit_is_edited_with_the_old_items_kept_as_replaced(signed_
     assert [d["condition"]["reference"] for d in encounter["diagnosis"]] == [f"Condition/{conditions['J02.9']['id']}"]
     page = browser.get(f"/clinic/visits/{eid}").get_data(as_text=True)
     assert "Đã thay thế / nhập nhầm" in page and "Observation" not in page and "Condition" not in page
+    assert "Nhiệt độ: 38.5" in page and "Body temperature" not in page  # measures by their Vietnamese names
     chart = browser.get(f"/clinic/patients/{pid}").get_data(as_text=True)
     assert "J02.9" in chart and "A00" not in chart
 
